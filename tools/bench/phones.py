@@ -1,0 +1,59 @@
+"""Phone recall on real photos of a phone with its centre labelled (../shared/fixtures/find_phone).
+
+A photo counts as a hit when some ``cell phone`` detection's box contains the labelled centre; the
+false-phone rate is the share of photos without a phone on which any ``cell phone`` box appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge_app.vision.detector import Detection
+
+FIND_PHONE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "find_phone"
+PHONE = "cell phone"
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    path: Path
+    x: float  # phone centre, fraction of width
+    y: float  # phone centre, fraction of height
+
+
+def load_labels(folder: Path = FIND_PHONE) -> list[LabelledPhoto]:
+    """The labelled photos that are present (``FILE X Y`` per line of labels.txt)."""
+    labels = folder / "labels.txt"
+    if not labels.is_file():
+        return []
+    found = []
+    for line in labels.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and (folder / parts[0]).is_file():
+            found.append(LabelledPhoto(folder / parts[0], float(parts[1]), float(parts[2])))
+    return found
+
+
+def is_hit(detections: Iterable[Detection], width: int, height: int, x: float, y: float) -> bool:
+    cx, cy = x * width, y * height
+    return any(d.label == PHONE and d.box[0] <= cx <= d.box[2] and d.box[1] <= cy <= d.box[3] for d in detections)
+
+
+def phone_scores(detections: Iterable[Detection]) -> list[float]:
+    return [d.score for d in detections if d.label == PHONE]
+
+
+def recall_at(
+    per_photo: Sequence[tuple[list[Detection], int, int, float, float]], threshold: float
+) -> float:
+    hits = sum(is_hit([d for d in dets if d.score >= threshold], w, h, x, y) for dets, w, h, x, y in per_photo)
+    return hits / max(1, len(per_photo))
+
+
+def false_rate_at(per_photo: Sequence[list[Detection]], threshold: float) -> float:
+    flagged = sum(any(s >= threshold for s in phone_scores(dets)) for dets in per_photo)
+    return flagged / max(1, len(per_photo))
+
+
