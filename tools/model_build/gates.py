@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tools.fetch import cache_dir, sha256_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +44,20 @@ def _gate_key(name: str, float_path: Path, int8_path: Path) -> str:
     return digest.hexdigest()[:24]
 
 
+def integer_report(path: Path) -> dict[str, Any]:
+    """How integer the model really is: its I/O types and how many tensors are still float."""
+    from edge_app.vision.runtime import TFLiteModel
+
+    model = TFLiteModel(path, threads=1)
+    details = model._interpreter.get_tensor_details()
+    floats = [d["name"] for d in details if d["dtype"] in (np.float32, np.float16)]
+    return {
+        "io": sorted({str(s.dtype) for s in model.inputs + model.outputs}),
+        "tensors": len(details),
+        "float_tensors": len(floats),
+    }
+
+
 def check_model(name: str, models: Path, photos: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Return (manifest entry, photos loaded so far) for one model, running its gate unless cached."""
     build = json.loads((models / f"{name}.build.json").read_text())
@@ -55,6 +71,14 @@ def check_model(name: str, models: Path, photos: dict[str, Any] | None) -> tuple
             photos = _photos()
         outcome = parity.check(float_path, int8_path, photos)
         result = {"passed": outcome.passed, "figures": outcome.figures, "failures": outcome.failures}
+        integer = integer_report(int8_path)
+        result["integer"] = integer
+        if integer["io"] != ["int8"] or (integer["float_tensors"] and not build["float_nodes"]):
+            result["passed"] = False
+            result["failures"].append(
+                f"{int8_path.name} is not full-integer: I/O {integer['io']}, "
+                f"{integer['float_tensors']} of {integer['tensors']} tensors float"
+            )
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2))
@@ -70,6 +94,7 @@ def check_model(name: str, models: Path, photos: dict[str, Any] | None) -> tuple
             "int8": "full-integer int8 (int8 input/output, per-channel weights)"
             if not build["float_nodes"]
             else f"int8 with {len(build['float_nodes'])} sensitive nodes kept float",
+            "float": "float32 reference (same graph cut, decoding in numpy)",
             "float_nodes": build["float_nodes"],
             "calibration_samples": build["calibration_samples"],
         },

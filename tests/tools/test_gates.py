@@ -1,0 +1,51 @@
+"""The model manifest and the int8 parity gates of `make models`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools.fetch import sha256_file
+from tools.model_build import gates
+from tools.model_build.sources import HUMAN_MODELS
+
+
+def test_manifest_describes_every_model(models_dir: Path) -> None:
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    assert list(manifest["models"]) == gates.MODEL_ORDER
+    for name, entry in manifest["models"].items():
+        for quant in ("float", "int8"):
+            described = entry["files"][quant]
+            assert sha256_file(models_dir / described["file"]) == described["sha256"], (name, quant)
+        assert entry["source"]["package"] == HUMAN_MODELS.label
+        assert entry["source"]["sha256"] == HUMAN_MODELS.sha256
+        assert entry["source"]["licence"]
+        assert entry["graph"]["input"]["shape"][0] == 1
+        for key in ("input", "decoding"):
+            assert entry.get(key), f"{name}: manifest has no {key!r}"
+        assert "labels" in entry
+        assert entry["parity"]["passed"], entry["parity"]["failures"]
+        assert entry["parity"]["integer"]["io"] == ["int8"], name
+        assert entry["parity"]["integer"]["float_tensors"] == 0 or entry["quantization"]["float_nodes"], name
+
+
+def test_gates_fail_loudly_when_the_int8_file_is_not_integer(
+    models_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "models"
+    shutil.copytree(models_dir, copy)
+    shutil.copyfile(copy / "detector.float.tflite", copy / "detector.int8.tflite")
+    assert gates.main(["--models", str(copy)]) == 1
+    err = capsys.readouterr().err
+    assert "detector: detector.int8.tflite is not full-integer" in err
+    assert "int8 parity FAILED for detector" in err
+    assert not (copy / "manifest.json").exists()
+    assert json.loads((copy / "manifest.failed.json").read_text())["models"]["detector"]["parity"]["passed"] is False
+
+
+def test_gates_refuse_an_incomplete_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert gates.main(["--models", str(tmp_path)]) == 2
+    assert "models not built: detector, pose" in capsys.readouterr().err
