@@ -24,7 +24,7 @@ def test_manifest_describes_every_model(models_dir: Path) -> None:
         assert entry["source"]["sha256"] == HUMAN_MODELS.sha256
         assert entry["source"]["licence"]
         assert entry["graph"]["input"]["shape"][0] == 1
-        for key in ("input", "decoding"):
+        for key in ("input", "outputs"):  # input spec and output decoding
             assert entry.get(key), f"{name}: manifest has no {key!r}"
         assert "labels" in entry
         assert entry["parity"]["passed"], entry["parity"]["failures"]

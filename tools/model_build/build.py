@@ -25,11 +25,12 @@ from tools.model_build.recipe import Recipe
 from tools.model_build.sources import HUMAN_MODELS, MODEL_LICENCES, model_json
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_INPUTS = [
-    "tools/fetch.py", "tools/fixtures.py", "tools/model_build/tfjs_graph.py", "tools/model_build/convert.py",
-    "tools/model_build/recipe.py", "tools/model_build/build.py", "tools/model_build/sources.py",
-    "tools/model_build/requirements.txt", "tools/model_build/requirements-nodeps.txt",
-]
+# Everything but the recipes and parity gates: converter code, fetchers, pinned requirements.
+SHARED_INPUTS = sorted(
+    str(p.relative_to(ROOT))
+    for p in [*(ROOT / "tools" / "model_build").glob("*.py"), *(ROOT / "tools" / "model_build").glob("*.txt"),
+              ROOT / "tools" / "fetch.py", ROOT / "tools" / "fixtures.py"]
+)
 
 
 def recipes() -> list[Recipe]:
@@ -44,10 +45,12 @@ def recipes() -> list[Recipe]:
 
 
 def cache_key(recipe: Recipe) -> str:
-    digest = hashlib.sha256(HUMAN_MODELS.sha256.encode())
-    module = sys.modules[recipe.calibration.__module__].__file__
-    files = SHARED_INPUTS + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "edge_app" / "vision").glob("*.py"))
-    for rel in [*files, str(Path(str(module)).relative_to(ROOT))]:
+    """Hash of what a model is made from: the source package, the converter, every recipe (recipes share
+    helpers, so one key over all of them is the safe choice) and the device code they import."""
+    digest = hashlib.sha256(f"{HUMAN_MODELS.sha256}:{recipe.name}".encode())
+    device = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "edge_app" / "vision").glob("*.py"))
+    recipe_files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tools" / "model_build" / "recipes").glob("*.py"))
+    for rel in [*SHARED_INPUTS, *recipe_files, *device]:
         digest.update(rel.encode())
         digest.update((ROOT / rel).read_bytes())
     return digest.hexdigest()[:16]

@@ -44,9 +44,32 @@ def to_tflite(recipe: Recipe, graph_def: Any, quant: str, photos: list[np.ndarra
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
     # fully_quantize: int8 input/output like the full-integer path (the debugger defaults to float I/O).
     options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=list(recipe.float_nodes), fully_quantize=True
+        denylisted_nodes=float_node_names(recipe, graph_def, photos), fully_quantize=True
     )
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative, debug_options=options
     )
     return bytes(debugger.get_nondebug_quantized_model())
+
+
+def float_node_names(recipe: Recipe, graph_def: Any, photos: list[np.ndarray]) -> list[str]:
+    """``recipe.float_nodes`` as TFLite op-output tensor names (what the debugger's denylist matches).
+
+    Entries starting with ``re:`` are regular expressions searched in the float model's op outputs,
+    whose names are fused ("a;b;c") and so awkward to spell out.
+    """
+    import re
+
+    import tensorflow as tf
+
+    names = [n for n in recipe.float_nodes if not n.startswith("re:")]
+    patterns = [re.compile(n[3:]) for n in recipe.float_nodes if n.startswith("re:")]
+    if patterns:
+        interpreter = tf.lite.Interpreter(model_content=to_tflite(recipe, graph_def, "float", photos))
+        outputs = {interpreter._get_tensor_details(t, 0)["name"] for op in interpreter._get_ops_details()
+                   for t in op["outputs"]}
+        matched = sorted(n for n in outputs if any(p.search(n) for p in patterns))
+        if not matched:
+            raise ValueError(f"{recipe.name}: float_nodes patterns match no op output")
+        names += matched
+    return names

@@ -20,6 +20,7 @@ MODEL_LICENCES = {
     "blazeface": "Apache-2.0 (Google MediaPipe BlazeFace)",
     "facemesh": "Apache-2.0 (Google MediaPipe FaceMesh)",
     "mobilefacenet": "MIT (sirius-ai/MobileFaceNet_TF)",
+    "faceres": "Apache-2.0 (HSE-asavchenko/HSE_FaceRec_tf, MobileNet trained on VGGFace2)",
 }
 
 
