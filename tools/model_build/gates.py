@@ -58,6 +58,13 @@ def integer_report(path: Path) -> dict[str, Any]:
     }
 
 
+def _describe_int8(integer: dict[str, Any] | None, build: dict[str, Any]) -> str:
+    if not build["float_nodes"]:
+        return "full-integer int8 (int8 input/output, per-channel weights)"
+    kept = f"{integer['float_tensors']} of {integer['tensors']} tensors" if integer else "a few layers"
+    return f"int8 input/output, per-channel int8 weights; {kept} kept float (sensitive layers, see graph.notes)"
+
+
 def check_model(name: str, models: Path, photos: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """Return (manifest entry, photos loaded so far) for one model, running its gate unless cached."""
     build = json.loads((models / f"{name}.build.json").read_text())
@@ -91,9 +98,7 @@ def check_model(name: str, models: Path, photos: dict[str, Any] | None) -> tuple
         },
         "source": build["source"],
         "quantization": {
-            "int8": "full-integer int8 (int8 input/output, per-channel weights)"
-            if not build["float_nodes"]
-            else f"int8 with {len(build['float_nodes'])} sensitive nodes kept float",
+            "int8": _describe_int8(result.get("integer"), build),
             "float": "float32 reference (same graph cut, decoding in numpy)",
             "float_nodes": build["float_nodes"],
             "calibration_samples": build["calibration_samples"],

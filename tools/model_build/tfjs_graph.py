@@ -31,8 +31,8 @@ def _stub_tensorflowjs() -> None:
 def load_graph_def(model_json: Path) -> Any:
     """Return the frozen GraphDef of a TF.js graph model, with fused ops TFLite understands."""
     _stub_tensorflowjs()
-    from tfjs_graph_converter import api  # type: ignore[import-not-found]
-    from tfjs_graph_converter.common import CompatMode  # type: ignore[import-not-found]
+    from tfjs_graph_converter import api
+    from tfjs_graph_converter.common import CompatMode
 
     graph = api.load_graph_model(str(model_json), compat_mode=CompatMode.TFLITE)
     return graph.as_graph_def()
