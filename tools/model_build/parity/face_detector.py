@@ -24,8 +24,7 @@ from edge_app.vision.face import (
     FaceDetector,
     FaceLandmarker,
 )
-from edge_app.vision.preprocess import iou
-from tools.model_build.parity import ParityResult
+from tools.model_build.parity import ParityResult, PhotoBoxes, box_parity
 
 FACE_PHOTOS = ("obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "grace_hopper.jpg", "astronaut.png",
                "zidane.jpg", "bus.jpg")
@@ -66,55 +65,15 @@ def float_faces(folder: Path, photos: dict[str, np.ndarray], landmarks: bool = F
     return found
 
 
-def matched_ious(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray:
-    """For each reference box, the IoU of a one-to-one greedy match (0 when none is left)."""
-    matched = np.zeros(len(reference), np.float32)
-    if len(reference) == 0 or len(candidate) == 0:
-        return matched
-    overlaps = iou(reference, candidate)
-    for _ in range(min(overlaps.shape)):
-        r, c = np.unravel_index(np.argmax(overlaps), overlaps.shape)
-        if overlaps[r, c] <= 0:
-            break
-        matched[r] = overlaps[r, c]
-        overlaps[r, :], overlaps[:, c] = -1, -1
-    return matched
-
-
 def _boxes(faces: list[Face]) -> np.ndarray:
     return np.array([f.box for f in faces], dtype=np.float32).reshape(-1, 4)
 
 
 def check(float_path: Path, int8_path: Path, photos: dict[str, np.ndarray]) -> ParityResult:
     reference, quantized = FaceDetector(float_path), FaceDetector(int8_path)
-    figures: dict[str, Any] = {"threshold": reference.score_threshold, "min_iou_required": MIN_IOU, "photos": {}}
-    failures: list[str] = []
-    ious: list[float] = []
-    score_diffs: list[float] = []
-    for name, image in sorted(photos.items()):
+    found = {}
+    for name, image in photos.items():
         ref, q = reference.detect(image), quantized.detect(image)
-        matched = matched_ious(_boxes(ref), _boxes(q))
-        gated = name in FACE_PHOTOS
-        figures["photos"][name] = {
-            "gated": gated, "faces_float": len(ref), "faces_int8": len(q),
-            "min_iou": round(float(matched.min()), 3) if len(matched) else None,
-            "scores_float": [round(f.score, 3) for f in ref], "scores_int8": [round(f.score, 3) for f in q],
-        }
-        if not gated:
-            continue
-        ious.extend(matched.tolist())
-        score_diffs.extend(abs(a.score - b.score) for a, b in zip(ref, q, strict=False))
-        if len(ref) != len(q):
-            failures.append(f"{name}: float finds {len(ref)} faces, int8 {len(q)}")
-        if len(matched) and matched.min() < MIN_IOU:
-            failures.append(f"{name}: a float face box is matched only with IoU {matched.min():.2f} < {MIN_IOU}")
-    gated_photos = [p for p in figures["photos"].values() if p["gated"]]
-    figures["photos_gated"] = len(gated_photos)
-    figures["faces_float"] = sum(p["faces_float"] for p in gated_photos)
-    figures["faces_int8"] = sum(p["faces_int8"] for p in gated_photos)
-    figures["min_iou"] = round(min(ious), 3) if ious else None
-    figures["mean_iou"] = round(float(np.mean(ious)), 3) if ious else None
-    figures["mean_score_diff"] = round(float(np.mean(score_diffs)), 4) if score_diffs else None
-    if not figures["faces_float"]:
-        failures.append("the float model found no face on the face photos: nothing was compared")
-    return ParityResult(passed=not failures, figures=figures, failures=failures)
+        found[name] = PhotoBoxes(name in FACE_PHOTOS, _boxes(ref), [f.score for f in ref],
+                                 _boxes(q), [f.score for f in q])
+    return box_parity(found, "faces", "face", MIN_IOU, {"threshold": reference.score_threshold})
