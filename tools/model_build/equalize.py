@@ -53,19 +53,25 @@ def activation_ranges(
     graph_def: Any, input_name: str, tensors: list[str], samples: list[np.ndarray]
 ) -> list[np.ndarray]:
     """Per-channel largest |value| of each tensor over the samples (float graph, TensorFlow)."""
+    peaks = [np.zeros(0, np.float32) for _ in tensors]
+    for values in _tensor_values(graph_def, input_name, tensors, samples):
+        for i, value in enumerate(values):
+            peak = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
+            peaks[i] = peak if peaks[i].size == 0 else np.maximum(peaks[i], peak)
+    return peaks
+
+
+def _tensor_values(graph_def: Any, input_name: str, tensors: list[str], samples: list[np.ndarray]) -> Any:
+    """Yield the values of ``tensors`` for each sample, running the float graph in TensorFlow."""
     import tensorflow as tf
 
-    ranges = [np.zeros(0, np.float32) for _ in tensors]
     with tf.Graph().as_default() as graph:
         tf.graph_util.import_graph_def(graph_def, name="")
         fetches = [graph.get_tensor_by_name(f"{name}:0") for name in tensors]
         feed = graph.get_tensor_by_name(f"{input_name}:0")
         with tf.compat.v1.Session(graph=graph) as session:
             for sample in samples:
-                for i, value in enumerate(session.run(fetches, {feed: sample})):
-                    peak = np.abs(value).reshape(-1, value.shape[-1]).max(axis=0)
-                    ranges[i] = peak if ranges[i].size == 0 else np.maximum(ranges[i], peak)
-    return ranges
+                yield session.run(fetches, {feed: sample})
 
 
 def _consumers(graph_def: Any) -> dict[str, list[Any]]:
@@ -240,18 +246,11 @@ def activation_quantiles(
     graph_def: Any, input_name: str, tensors: list[str], samples: list[np.ndarray], quantile: float
 ) -> list[np.ndarray]:
     """Per-channel ``quantile`` of |value| of each tensor over all samples and positions."""
-    import tensorflow as tf
-
-    values: list[list[np.ndarray]] = [[] for _ in tensors]
-    with tf.Graph().as_default() as graph:
-        tf.graph_util.import_graph_def(graph_def, name="")
-        fetches = [graph.get_tensor_by_name(f"{name}:0") for name in tensors]
-        feed = graph.get_tensor_by_name(f"{input_name}:0")
-        with tf.compat.v1.Session(graph=graph) as session:
-            for sample in samples:
-                for i, value in enumerate(session.run(fetches, {feed: sample})):
-                    values[i].append(np.abs(value).reshape(-1, value.shape[-1]))
-    return [np.quantile(np.concatenate(v), quantile, axis=0) for v in values]
+    gathered: list[list[np.ndarray]] = [[] for _ in tensors]
+    for values in _tensor_values(graph_def, input_name, tensors, samples):
+        for i, value in enumerate(values):
+            gathered[i].append(np.abs(value).reshape(-1, value.shape[-1]))
+    return [np.quantile(np.concatenate(v), quantile, axis=0) for v in gathered]
 
 
 def equalize_relu_outputs(graph_def: Any, input_name: str, samples: list[np.ndarray], alpha: float = 1.0) -> int:
