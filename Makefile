@@ -49,8 +49,8 @@ demo: models ## Run every model on the fixture photos and print what each sees
 	$(VPY) -m tools.demo
 
 test: models $(TFL_STAMP) ## Run the test suite (all set-up included), the vision tests on both TFLite runtimes
-	$(TFL_VENV)/bin/python -m pytest -q tests/edge/vision
-	$(VPY) -m pytest
+	INVIGIL_REQUIRE_RUNTIMES=tflite_runtime $(TFL_VENV)/bin/python -m pytest -q tests/edge/vision
+	INVIGIL_REQUIRE_RUNTIMES=ai_edge_litert $(VPY) -m pytest
 
 bench: models ## Print model latency, memory and phone recall; writes build/bench/models.json
 	$(VPY) -m tools.bench.models

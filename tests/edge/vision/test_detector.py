@@ -20,16 +20,11 @@ from edge_app.vision.detector import (
     prepare,
     select,
 )
-from edge_app.vision.runtime import ModelError, available_runtimes
+from edge_app.vision.runtime import ModelError
 from tools.fixtures import NO_PEOPLE_PHOTOS, PEOPLE_PHOTOS
 from tools.model_build.parity import detector as parity
 
 Photo = Callable[[str], np.ndarray]
-RUNTIMES = [
-    pytest.param(name, marks=pytest.mark.skipif(name not in available_runtimes(), reason=f"{name} is not installed"))
-    for name in ("ai_edge_litert", "tflite_runtime")
-]
-
 
 def _people(
     detector: ObjectDetector, image: np.ndarray, region: tuple[int, int, int, int] | None = None
@@ -37,7 +32,6 @@ def _people(
     return [d.box for d in detector.detect(image, region) if d.label == "person"]
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("quant", ["int8", "float"])
 @pytest.mark.parametrize(("name", "people"), [("bus.jpg", 4), ("zidane.jpg", 2)])
 def test_counts_people(models_dir: Path, photo: Photo, quant: str, runtime: str, name: str, people: int) -> None:

@@ -24,15 +24,11 @@ from edge_app.vision.face import (
 )
 from edge_app.vision.headpose import GENERIC_FACE, POSE_POINTS, camera_matrix, head_pose, mouth_open_ratio
 from edge_app.vision.preprocess import Letterbox
-from edge_app.vision.runtime import ModelError, available_runtimes
+from edge_app.vision.runtime import ModelError
 from tools.model_build.parity import face_detector as detector_parity
 from tools.model_build.parity import face_landmarks as landmark_parity
 
 Photo = Callable[[str], np.ndarray]
-RUNTIMES = [
-    pytest.param(name, marks=pytest.mark.skipif(name not in available_runtimes(), reason=f"{name} is not installed"))
-    for name in ("ai_edge_litert", "tflite_runtime")
-]
 PORTRAITS = ["obama.jpg", "obama2.jpg", "obama3.jpg", "biden.jpg", "grace_hopper.jpg", "astronaut.png"]
 
 
@@ -169,7 +165,6 @@ def test_mouth_open_ratio(gap: float, width: float, ratio: float) -> None:
 # --- real models on real photos ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_portraits_have_one_face_with_landmarks(models_dir: Path, photo: Photo, runtime: str, name: str) -> None:
     detector = FaceDetector(models_dir / "face_detector.int8.tflite", runtime=runtime)

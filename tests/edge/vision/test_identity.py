@@ -22,16 +22,11 @@ from edge_app.vision.identity import (
     similarity_transform,
     template,
 )
-from edge_app.vision.runtime import ModelError, available_runtimes
+from edge_app.vision.runtime import ModelError
 from tools.model_build.parity import face_embedding as parity
 
 Photo = Callable[[str], np.ndarray]
 OBAMA = ["obama.jpg", "obama2.jpg", "obama3.jpg"]
-RUNTIMES = [
-    pytest.param(name, marks=pytest.mark.skipif(name not in available_runtimes(), reason=f"{name} is not installed"))
-    for name in ("ai_edge_litert", "tflite_runtime")
-]
-
 
 def _verifier(models_dir: Path, runtime: str | None = None) -> IdentityVerifier:
     return IdentityVerifier(
@@ -116,7 +111,6 @@ def test_cosine(a: list[float], b: list[float], expected: float) -> None:
 # --- real models on real photos ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_obama_matches_obama_and_not_biden(models_dir: Path, photo: Photo, runtime: str) -> None:
     verifier = _verifier(models_dir, runtime)
     templates = {name: verifier.enroll(photo(name)) for name in [*OBAMA, "biden.jpg"]}

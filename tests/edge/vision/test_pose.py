@@ -22,19 +22,14 @@ from edge_app.vision.pose import (
     prepare,
 )
 from edge_app.vision.preprocess import letterbox, square_crop
-from edge_app.vision.runtime import ModelError, available_runtimes
+from edge_app.vision.runtime import ModelError
 from tools.fixtures import PEOPLE_PHOTOS
 from tools.model_build.parity import pose as parity
 
 Photo = Callable[[str], np.ndarray]
-RUNTIMES = [
-    pytest.param(name, marks=pytest.mark.skipif(name not in available_runtimes(), reason=f"{name} is not installed"))
-    for name in ("ai_edge_litert", "tflite_runtime")
-]
 FACE = ("nose", "left_eye", "right_eye")
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
 @pytest.mark.parametrize("quant", ["int8", "float"])
 @pytest.mark.parametrize("name", ["astronaut.png", "grace_hopper.jpg"])
 def test_portrait_is_plausible(models_dir: Path, photo: Photo, quant: str, runtime: str, name: str) -> None:
