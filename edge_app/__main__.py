@@ -1,8 +1,10 @@
 """Command line of the camera unit: ``python -m edge_app COMMAND``.
 
 Commands:
-  detect IMAGE...   print what each model sees in each image (people, objects, pose, faces, identity)
-  models            list the built models, their files and int8 parity figures
+  run --config FILE          run a session: print calibration, alerts and status as JSON lines
+  --validate-config FILE     check a config file; exit 0 if it is usable, 2 with every problem otherwise
+  detect IMAGE...            print what each model sees in each image (people, objects, pose, faces, identity)
+  models                     list the built models, their files and int8 parity figures
 """
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from edge_app.vision.runtime import RUNTIMES, ModelError
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge_app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--validate-config", type=Path, metavar="FILE", help="check a config file and exit")
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="run a session from a config file, printing alerts as they happen")
+    run.add_argument("--config", type=Path, required=True, metavar="FILE", help="the unit's TOML config")
+    run.add_argument("--text", action="store_true", help="one readable line per message instead of JSON")
     detect = commands.add_parser("detect", help="print what each model sees in each image")
     detect.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     detect.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
@@ -70,9 +76,30 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def _validate(path: Path) -> int:
+    from edge_app.config import ConfigError, load
+
     try:
+        config = load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{path}: ok (device {config.device_id}, camera {config.camera.type}, rules {config.rules.preset})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.validate_config is not None:
+        return _validate(args.validate_config)
+    if args.command is None:
+        parser.error("a command is required (run, detect, models) or --validate-config FILE")
+    try:
+        if args.command == "run":
+            from edge_app.run import run_session
+
+            return run_session(args.config, text=args.text)
         return _detect(args) if args.command == "detect" else _models(args)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -103,7 +103,6 @@ class IdentityRule(AlertRule):
 
     min_similarity: float = Field(0.6, gt=0, lt=1, description="cosine similarity a match needs "
                                   "(edge_app/vision/identity.py documents the threshold)")
-    max_yaw: float = Field(30.0, gt=0, le=90, description="only faces turned less than this are compared")
 
 
 class TamperRule(AlertRule):

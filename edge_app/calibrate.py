@@ -1,0 +1,116 @@
+"""Calibration at session start: seat zone, head-pose baseline, reference view, expected PC screen,
+and a placement verdict with plain-language guidance for whoever aims the camera.
+
+The :class:`Calibrator` collects what the analysis measured during the first seconds and
+:meth:`Calibrator.finish` turns it into a :class:`Calibration`. Pure apart from numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_app.rules.observation import Box
+from edge_app.tamper import ReferenceView
+
+MIN_KEYPOINT_SCORE = 0.3
+ZONE_MARGIN = 0.15  # the zone is the candidate's box grown by this share on each side
+MAX_REFERENCE_FRAMES = 10
+
+GUIDANCE = {
+    "candidate": "Nobody is seen in the seat: sit in your exam position and aim the camera at yourself.",
+    "face": "Your face is not visible: raise or turn the camera so your head is in view.",
+    "hands": "Both hands must be in view: move the camera back or tilt it down.",
+    "desk": "The desk in front of you must be in view: tilt the camera down a little.",
+    "screen": "The exam PC's screen must be in view: turn the camera so it sees the screen beside you.",
+    "light": "The picture is too dark: switch on a light or move the camera away from a window.",
+}
+
+
+@dataclass(frozen=True)
+class Placement:
+    usable: bool
+    checks: dict[str, bool]  # GUIDANCE key -> passed
+    guidance: list[str]  # one sentence per failed check, most important first
+
+
+@dataclass(frozen=True)
+class Calibration:
+    zone: Box  # the seat zone in frame pixels
+    yaw: float  # head-pose baseline, degrees (a side view is not a frontal view)
+    pitch: float
+    reference: ReferenceView
+    screen: Box | None  # the expected PC screen
+    placement: Placement
+    candidate_box: Box | None
+
+
+@dataclass
+class Calibrator:
+    frame_size: tuple[int, int]  # width, height
+    samples: int = 0
+    boxes: list[Box] = field(default_factory=list)
+    faces: list[tuple[float, float]] = field(default_factory=list)  # yaw, pitch
+    hands: list[bool] = field(default_factory=list)
+    desk: list[bool] = field(default_factory=list)
+    screens: list[Box] = field(default_factory=list)
+    brightness: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+    def add(
+        self,
+        frame: np.ndarray,
+        candidate: Box | None,
+        keypoints: np.ndarray | None,
+        head: tuple[float, float] | None,
+        screens: list[Box],
+    ) -> None:
+        """One analysed moment: the candidate's box, pose keypoints (17, 3), head (yaw, pitch), screens."""
+        self.samples += 1
+        self.brightness.append(float(frame.mean()))
+        if len(self.frames) < MAX_REFERENCE_FRAMES:
+            self.frames.append(frame)
+        if candidate is not None:
+            self.boxes.append(candidate)
+        if head is not None:
+            self.faces.append(head)
+        if keypoints is not None:
+            wrists = keypoints[[9, 10]]
+            both = bool((wrists[:, 2] >= MIN_KEYPOINT_SCORE).all())
+            self.hands.append(both)
+            lowest = float(wrists[:, 1].max())
+            self.desk.append(both and lowest < 0.9 * self.frame_size[1])
+        if screens:
+            self.screens.append(max(screens, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])))
+
+    def finish(self) -> Calibration:
+        if self.samples == 0:
+            raise ValueError("calibration saw no frames")
+        w, h = self.frame_size
+        share = 1.0 / self.samples
+        checks = {
+            "candidate": len(self.boxes) * share >= 0.6,
+            "face": len(self.faces) * share >= 0.5,
+            "hands": sum(self.hands) * share >= 0.5,
+            "desk": sum(self.desk) * share >= 0.5,
+            "screen": len(self.screens) * share >= 0.5,
+            "light": float(np.median(self.brightness)) >= 40,
+        }
+        box: Box | None = None
+        if self.boxes:
+            x1, y1, x2, y2 = (float(v) for v in np.median(np.array(self.boxes), axis=0))
+            box = (x1, y1, x2, y2)
+            mx, my = (x2 - x1) * ZONE_MARGIN, (y2 - y1) * ZONE_MARGIN
+            zone = (max(0.0, x1 - mx), max(0.0, y1 - my), min(float(w), x2 + mx), min(float(h), y2 + my))
+        else:
+            zone = (w * 0.2, h * 0.1, w * 0.8, float(h))  # a central seat until someone sits down
+        yaw, pitch = (float(v) for v in np.median(np.array(self.faces), axis=0)) if self.faces else (0.0, 0.0)
+        screen = None
+        if self.screens:
+            s = np.median(np.array(self.screens), axis=0)
+            screen = (float(s[0]), float(s[1]), float(s[2]), float(s[3]))
+        guidance = [GUIDANCE[k] for k in GUIDANCE if not checks[k]]
+        placement = Placement(usable=all(checks.values()), checks=checks, guidance=guidance)
+        return Calibration(zone=zone, yaw=yaw, pitch=pitch, reference=ReferenceView.from_frames(self.frames, zone),
+                           screen=screen, placement=placement, candidate_box=box)

@@ -1,0 +1,144 @@
+"""The camera unit's one root config (TOML), validated in full before anything starts.
+
+``load(path)`` reads the file, applies ``INVIGIL_*`` environment overrides and resolves relative paths
+against the file's folder. Overrides name a field with double underscores between levels and take a
+JSON value or plain text: ``INVIGIL_DEVICE_ID=unit-7``, ``INVIGIL_RULES__PRESET=strict``,
+``INVIGIL_ANALYSIS__DETECTOR_HZ=3``. Errors name the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge_app.analysis import AnalysisConfig
+from edge_app.capture.config import AudioSourceConfig, FrameSourceConfig
+from edge_app.evidence.config import EvidenceConfig
+from edge_app.rules.config import RulesConfig
+from edge_app.vision.runtime import RUNTIMES
+
+ENV_PREFIX = "INVIGIL_"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message lists every problem as ``field: reason``."""
+
+
+class ModelsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    dir: Path = Field(ROOT / "build" / "models", description="folder with the built models and manifest.json")
+    quant: Literal["int8", "float"] = Field("int8", description="int8 on the device; float is the reference")
+    threads: int = Field(2, ge=1, le=16, description="interpreter threads per model")
+    runtime: Literal[tuple(RUNTIMES)] | None = Field(  # type: ignore[valid-type]
+        None, description="TFLite runtime (None: the first installed of " + ", ".join(RUNTIMES) + ")"
+    )
+
+
+class IdentityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enrolled: Path | None = Field(None, description="photo of the enrolled candidate (the bridge sends a template "
+                                  "later); None: no identity checks")
+
+
+class EdgeConfig(BaseModel):
+    """Everything the camera unit needs to run one exam session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]{2,63}$",
+                           description="this unit's id: 3-64 lower-case letters, digits and dashes")
+    data_dir: Path = Field(ROOT / "build" / "edge-data", description="where the unit keeps evidence and state")
+    camera: FrameSourceConfig = Field(..., description="the frame source, chosen by its type")
+    audio: AudioSourceConfig | None = Field(None, description="the audio source (None: no audio alerts)")
+    models: ModelsConfig = Field(default_factory=ModelsConfig)  # type: ignore[arg-type]
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig)  # type: ignore[arg-type]
+    rules: RulesConfig = Field(default_factory=lambda: RulesConfig.model_validate({}))
+    evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)  # type: ignore[arg-type]
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)  # type: ignore[arg-type]
+    stall_after: float = Field(5.0, gt=0, le=600, description="seconds without a new frame before the camera "
+                               "is reported stalled")
+
+    def evidence_dir(self) -> Path:
+        return self.evidence.directory if self.evidence.directory.is_absolute() \
+            else self.data_dir / self.evidence.directory
+
+
+def _set(data: dict[str, Any], path: list[str], raw: str) -> None:
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    for key in path[:-1]:
+        nested = data.setdefault(key, {})
+        if not isinstance(nested, dict):
+            raise ConfigError(f"{ENV_PREFIX}{'__'.join(path).upper()}: {key} is not a section")
+        data = nested
+    data[path[-1]] = value
+
+
+def apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """``data`` with every ``INVIGIL_A__B=value`` set at ``a.b``."""
+    merged = json.loads(json.dumps(data, default=str))
+    for name, raw in sorted(environ.items()):
+        path = name[len(ENV_PREFIX):].lower().split("__")
+        # Other INVIGIL_* variables (INVIGIL_CACHE for the build tools, ...) are not config overrides.
+        if name.startswith(ENV_PREFIX) and path[0] in EdgeConfig.model_fields:
+            _set(merged, path, raw)
+    return merged
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Make the relative file paths of the config relative to its own folder."""
+    for section, key in (("camera", "path"), ("audio", "path"), ("models", "dir"), ("identity", "enrolled"),
+                         (None, "data_dir")):
+        holder = data if section is None else data.get(section)
+        if isinstance(holder, dict) and isinstance(holder.get(key), str):
+            path = Path(holder[key]).expanduser()
+            holder[key] = str(path if path.is_absolute() else base / path)
+    camera = data.get("camera")
+    if isinstance(camera, dict) and camera.get("type") == "opencv" and isinstance(camera.get("uri"), str):
+        uri = camera["uri"]
+        if "://" not in uri and not uri.isdigit() and not uri.startswith("/dev/") and not Path(uri).is_absolute():
+            camera["uri"] = str(base / uri)
+
+
+def format_errors(source: str, error: ValidationError) -> str:
+    lines = [f"{source}: {error.error_count()} problem(s)"]
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"  {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse(data: dict[str, Any], source: str = "config", environ: dict[str, str] | None = None,
+          base: Path | None = None) -> EdgeConfig:
+    merged = apply_env(data, dict(os.environ) if environ is None else environ)
+    if base is not None:
+        _resolve_paths(merged, base)
+    try:
+        return EdgeConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(source, exc)) from None
+
+
+def load(path: Path, environ: dict[str, str] | None = None) -> EdgeConfig:
+    """Read, override from the environment, validate; ConfigError with every problem otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, str(path), environ, path.resolve().parent)

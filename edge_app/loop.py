@@ -1,0 +1,170 @@
+"""The analysis loop: newest frame -> analysis -> rules -> alerts with evidence, until the source ends
+or ``stop`` is set.
+
+Bounded latency: the grabber keeps only the newest frame of a live camera, so a slow analysis skips
+frames instead of falling behind; every model runs on its own cadence (:mod:`edge_app.analysis`). A
+camera that stops delivering is reported as stalled (and again when it recovers), never waited on
+forever: each wait is bounded and ``stop`` is checked between waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from edge_app.analysis import FrameAnalyzer
+from edge_app.capture.base import Frame, build_audio_source, build_source
+from edge_app.capture.grabber import LatestFrameGrabber
+from edge_app.config import EdgeConfig
+from edge_app.evidence import EvidenceError, EvidenceRecorder
+from edge_app.rules.debounce import Transition
+from edge_app.rules.engine import EngineState, close_all, evaluate
+from edge_app.rules.observation import Observation
+from edge_app.vision.models import VisionModels, load_models
+
+if TYPE_CHECKING:
+    from edge_app.audio_feed import AudioFeed
+
+log = logging.getLogger(__name__)
+Emit = Callable[[dict[str, Any]], None]
+WAIT = 0.25  # seconds per bounded wait for a frame
+
+
+@dataclass
+class LoopStats:
+    frames: int = 0  # frames analysed
+    dropped: int = 0  # frames the grabber skipped because analysis was busy
+    alerts: int = 0  # alert starts
+    loop_ms: list[float] = field(default_factory=list)  # wall time per analysed frame
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    media_seconds: float = 0.0
+    stalls: int = 0
+
+
+def alert_message(transition: Transition, uid: str, evidence: dict[str, Any] | None) -> dict[str, Any]:
+    return {"type": "alert", "id": uid, "kind": transition.kind, "phase": transition.phase,
+            "t": round(transition.t, 3), "since": round(transition.since, 3), "severity": transition.severity,
+            "confidence": round(transition.confidence, 3),
+            "box": [round(v, 1) for v in transition.box] if transition.box else None, "evidence": evidence}
+
+
+class SessionRunner:
+    """One exam session on one device: owns the sources, the models, the engine and the evidence."""
+
+    def __init__(self, config: EdgeConfig, emit: Emit, models: VisionModels | None = None,
+                 template: Any = None) -> None:
+        self.config, self.emit = config, emit
+        self.models = models or load_models(config.models.dir, config.models.quant, config.models.threads,
+                                            config.models.runtime)
+        rules = config.rules
+        self.analyzer = FrameAnalyzer(self.models, config.analysis, template, rules.left_zone.margin,
+                                      rules.identity_mismatch.min_similarity)
+        self.engine = EngineState()
+        self.evidence = EvidenceRecorder(config.evidence, config.evidence_dir())
+        self.uids: dict[str, str] = {}
+        self.stats = LoopStats()
+        self.last_t = 0.0
+
+    def run(self, stop: threading.Event) -> LoopStats:
+        source = build_source(self.config.camera)
+        grabber = LatestFrameGrabber(source)
+        audio = None
+        if self.config.audio is not None:
+            from edge_app.audio_feed import AudioFeed
+
+            audio_config = self.config.audio
+            audio = AudioFeed(build_audio_source(audio_config), getattr(audio_config, "realtime", True))
+        began = time.monotonic()
+        grabber.start()
+        if audio is not None:
+            audio.start()
+        stalled = False
+        try:
+            while not stop.is_set():
+                frame = grabber.get(timeout=WAIT)
+                if frame is None:
+                    if grabber.error is not None:
+                        raise grabber.error
+                    if grabber.ended:
+                        self.emit({"type": "status", "state": "source_ended", "t": round(self.last_t, 3)})
+                        break
+                    if not stalled and grabber.stalled(time.monotonic(), self.config.stall_after):
+                        stalled = True
+                        self.stats.stalls += 1
+                        self.emit({"type": "status", "state": "camera_stalled", "t": round(self.last_t, 3),
+                                   "seconds": self.config.stall_after})
+                    continue
+                if stalled:
+                    stalled = False
+                    self.emit({"type": "status", "state": "camera_recovered", "t": round(frame.t, 3)})
+                self._analyse(frame, audio)
+        finally:
+            grabber.stop()
+            if audio is not None:
+                audio.stop()
+            self._close()
+            self.stats.dropped = grabber.dropped
+            self.stats.wall_seconds = time.monotonic() - began
+        return self.stats
+
+    def _analyse(self, frame: Frame, audio: AudioFeed | None) -> None:
+        begun = time.perf_counter()
+        self.last_t = frame.t
+        try:
+            self.evidence.push(frame.image, frame.t)
+        except EvidenceError as exc:
+            log.warning("frame %d not kept as evidence: %s", frame.index, exc)
+        analysis = self.analyzer.analyse(frame.image, frame.t)
+        for name, ms in analysis.stages_ms.items():
+            self.stats.stages_ms.setdefault(name, []).append(ms)
+        if analysis.calibration is not None:
+            cal = analysis.calibration
+            self.emit({"type": "calibration", "t": round(frame.t, 3), "usable": cal.placement.usable,
+                       "checks": cal.placement.checks, "guidance": cal.placement.guidance,
+                       "zone": [round(v, 1) for v in cal.zone], "yaw": round(cal.yaw, 1),
+                       "pitch": round(cal.pitch, 1)})
+        obs = analysis.observation
+        if obs is not None:
+            if audio is not None:
+                dbfs, voice = audio.until(frame.t)
+                if dbfs is not None:
+                    obs = Observation(**{**obs.__dict__, "dbfs": dbfs, "voice": voice})
+            transitions, self.engine = evaluate(self.config.rules, self.engine, obs)
+            for transition in transitions:
+                self._send(transition, frame)
+        self.stats.frames += 1
+        self.stats.media_seconds = frame.t
+        self.stats.loop_ms.append((time.perf_counter() - begun) * 1000)
+
+    def _send(self, transition: Transition, frame: Frame | None) -> None:
+        if transition.phase == "start":
+            self.uids[transition.alert_id] = uuid.uuid4().hex
+            self.stats.alerts += 1
+        uid = self.uids.get(transition.alert_id, transition.alert_id)
+        evidence = None
+        if transition.phase == "start" and frame is not None and self.config.evidence.enabled:
+            try:
+                kept = self.evidence.snapshot(uid, transition.kind, frame.image, frame.t, transition.box)
+                evidence = {"sha256": kept.sha256, "path": str(kept.path), "bytes": kept.bytes,
+                            "clip": str(kept.clip_path) if kept.clip_path else None}
+                self.evidence.enforce(time.time())
+            except EvidenceError as exc:
+                log.warning("alert %s sent without evidence: %s", uid, exc)
+        self.emit(alert_message(transition, uid, evidence))
+        if transition.phase == "end":
+            self.uids.pop(transition.alert_id, None)
+
+    def _close(self) -> None:
+        transitions, self.engine = close_all(self.config.rules, self.engine, self.last_t)
+        for transition in transitions:
+            self._send(transition, None)
+        try:
+            self.evidence.flush(self.last_t)
+        except EvidenceError as exc:
+            log.warning("pending clips not written: %s", exc)

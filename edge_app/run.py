@@ -1,0 +1,78 @@
+"""``python -m edge_app run --config FILE``: one session, messages printed as they happen.
+
+SIGTERM and SIGINT stop the session cleanly: running alerts are ended, pending clips written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from edge_app.capture.base import SourceError
+from edge_app.config import ConfigError, load
+
+log = logging.getLogger("edge_app")
+
+
+def format_message(message: dict[str, Any]) -> str:
+    """One readable line per message (the default output is JSON lines)."""
+    kind = message["type"]
+    if kind == "alert":
+        evidence = message.get("evidence") or {}
+        digest = f" evidence {evidence['sha256'][:12]}" if evidence.get("sha256") else ""
+        return (f"{message['t']:8.2f}s  {message['phase']:<6} {message['kind']:<17} {message['severity']:<8} "
+                f"conf {message['confidence']:.2f} since {message['since']:.2f}s{digest}")
+    if kind == "calibration":
+        verdict = "usable" if message["usable"] else "not usable: " + " ".join(message["guidance"])
+        return f"{message['t']:8.2f}s  calibrated: placement {verdict}"
+    return f"{message.get('t', 0):8.2f}s  {message.get('state', kind)}"
+
+
+def run_session(path: Path, text: bool = False) -> int:
+    from edge_app.loop import SessionRunner
+    from edge_app.vision.identity import enroll
+    from edge_app.vision.models import load_models
+    from edge_app.vision.preprocess import read_rgb
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        config = load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    models = load_models(config.models.dir, config.models.quant, config.models.threads, config.models.runtime)
+    template = None
+    if config.identity.enrolled is not None:
+        try:
+            template = enroll(models, read_rgb(str(config.identity.enrolled)))
+        except ValueError as exc:
+            print(f"error: identity.enrolled {config.identity.enrolled}: {exc}", file=sys.stderr)
+            return 2
+
+    def emit(message: dict[str, Any]) -> None:
+        print(format_message(message) if text else json.dumps(message), flush=True)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    runner = SessionRunner(config, emit, models, template)
+    try:
+        stats = runner.run(stop)
+    except SourceError as exc:
+        print(f"error: camera: {exc}", file=sys.stderr)
+        return 3
+    fps = stats.frames / stats.wall_seconds if stats.wall_seconds else 0.0
+    log.info("session over: %d frames analysed (%.1f/s), %d dropped, %d alerts", stats.frames, fps,
+             stats.dropped, stats.alerts)
+    return 0

@@ -1,0 +1,93 @@
+"""Image statistics for camera tampering: covered/dark, blurred, moved from the calibrated view.
+
+Cheap enough for every frame: everything works on a small grey copy. The seat zone is masked out of
+the view comparison so the candidate moving, leaving or someone walking by does not read as "moved".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_app.rules.observation import Box, ViewStats
+
+SMALL = (160, 120)  # width, height of the grey copy
+LAYOUT = (40, 30)  # the layout image compared with the reference
+MIN_STRUCTURE = 5.0  # layout spread outside the seat zone below this: too bare to tell a moved camera
+
+
+def grey_small(frame: np.ndarray) -> np.ndarray:
+    return cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), SMALL, interpolation=cv2.INTER_AREA)
+
+
+def sharpness(grey: np.ndarray) -> float:
+    return float(cv2.Laplacian(grey, cv2.CV_32F).var())
+
+
+def layout(grey: np.ndarray) -> np.ndarray:
+    """Gradient magnitude at low resolution: where the edges of the scene are."""
+    blurred = cv2.GaussianBlur(grey.astype(np.float32), (5, 5), 1.5)
+    gx = cv2.Sobel(blurred, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(blurred, cv2.CV_32F, 0, 1)
+    return cv2.resize(cv2.magnitude(gx, gy), LAYOUT, interpolation=cv2.INTER_AREA)
+
+
+def zone_mask(zone: Box | None, frame_size: tuple[int, int]) -> np.ndarray:
+    """1 outside the seat zone, 0 inside, at LAYOUT resolution."""
+    mask = np.ones((LAYOUT[1], LAYOUT[0]), np.float32)
+    if zone is not None:
+        w, h = frame_size
+        x1, y1 = int(zone[0] / w * LAYOUT[0]), int(zone[1] / h * LAYOUT[1])
+        x2, y2 = int(np.ceil(zone[2] / w * LAYOUT[0])), int(np.ceil(zone[3] / h * LAYOUT[1]))
+        mask[max(0, y1):y2, max(0, x1):x2] = 0
+    if mask.sum() < 0.15 * mask.size:  # the zone fills the view: compare everything
+        mask[:] = 1
+    return mask
+
+
+def _spread(values: np.ndarray, mask: np.ndarray) -> float:
+    weights = mask / mask.sum()
+    mean = (values * weights).sum()
+    return float(np.sqrt(((values - mean) ** 2 * weights).sum()))
+
+
+def correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """Masked normalised cross-correlation in [-1, 1] (0 when either side is flat)."""
+    weights = mask / mask.sum()
+    da, db = a - (a * weights).sum(), b - (b * weights).sum()
+    denominator = np.sqrt((da * da * weights).sum() * (db * db * weights).sum())
+    return float((da * db * weights).sum() / denominator) if denominator > 1e-6 else 0.0
+
+
+@dataclass(frozen=True)
+class ReferenceView:
+    """The calibrated view: layout, sharpness and the mask that leaves the seat zone out."""
+
+    layout: np.ndarray
+    sharpness: float
+    mask: np.ndarray
+
+    @classmethod
+    def from_frames(cls, frames: list[np.ndarray], zone: Box | None) -> ReferenceView:
+        if not frames:
+            raise ValueError("no frames to make a reference view from")
+        greys = [grey_small(f) for f in frames]
+        h, w = frames[0].shape[:2]
+        reference = np.mean([layout(g) for g in greys], axis=0)
+        mask = zone_mask(zone, (w, h))
+        if _spread(reference, mask) < MIN_STRUCTURE:  # a bare wall around the seat: judge the whole view
+            mask = np.ones_like(mask)
+        return cls(layout=reference, sharpness=float(np.median([sharpness(g) for g in greys])), mask=mask)
+
+
+def view_stats(frame: np.ndarray, reference: ReferenceView | None) -> ViewStats:
+    """Statistics of ``frame``; without a reference, sharpness and view match read 1.0 (nothing to compare)."""
+    grey = grey_small(frame)
+    brightness, contrast = float(grey.mean()), float(grey.std())
+    if reference is None:
+        return ViewStats(brightness, contrast, 1.0, 1.0)
+    relative = sharpness(grey) / reference.sharpness if reference.sharpness > 0 else 1.0
+    match = max(0.0, correlation(layout(grey), reference.layout, reference.mask))
+    return ViewStats(brightness, contrast, min(relative, 10.0), match)
