@@ -44,6 +44,7 @@ class AnalysisConfig(BaseModel):
     person_score: float = Field(0.35, gt=0, lt=1, description="detector score a person needs")
     object_floor: float = Field(0.2, gt=0, lt=1, description="lowest phone/book/screen score passed to the rules "
                                 "(each rule applies its own min_score)")
+    screen_score: float = Field(0.4, gt=0, lt=1, description="detector score the PC screen needs at calibration")
     hand_crops: bool = Field(True, description="second detector pass on crops around the hands and desk")
     crop_hz: float = Field(2.5, gt=0, le=30, description="hand/desk crop passes per second")
     max_identity_yaw: float = Field(30.0, gt=0, le=90, description="faces turned further are not compared")
@@ -213,7 +214,7 @@ class FrameAnalyzer:
                         phones.append(Sighting(d.label, d.score, d.box))
             self._time(stages, "crops", begun)
         obs["phones"] = tuple(phones)
-        screens = [d.box for d in detections if d.label in SCREENS]
+        screens = [d.box for d in detections if d.label in SCREENS and d.score >= self.config.screen_score]
         expected = self.calibration.screen if self.calibration else None
         obs["materials"] = tuple(
             Sighting(d.label, d.score, d.box) for d in detections

@@ -1,7 +1,9 @@
 """Image statistics for camera tampering: covered/dark, blurred, moved from the calibrated view.
 
 Cheap enough for every frame: everything works on a small grey copy. The seat zone is masked out of
-the view comparison so the candidate moving, leaving or someone walking by does not read as "moved".
+the view comparison so the candidate moving, leaving or someone walking by does not read as "moved";
+when the view around the seat is too bare to compare (a blank wall), "moved" is not judged at all
+rather than mistaking the candidate for the scenery.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class ReferenceView:
     layout: np.ndarray
     sharpness: float
     mask: np.ndarray
+    judges_view: bool = True  # False: the view around the seat is too bare to tell a moved camera
 
     @classmethod
     def from_frames(cls, frames: list[np.ndarray], zone: Box | None) -> ReferenceView:
@@ -77,9 +80,8 @@ class ReferenceView:
         h, w = frames[0].shape[:2]
         reference = np.mean([layout(g) for g in greys], axis=0)
         mask = zone_mask(zone, (w, h))
-        if _spread(reference, mask) < MIN_STRUCTURE:  # a bare wall around the seat: judge the whole view
-            mask = np.ones_like(mask)
-        return cls(layout=reference, sharpness=float(np.median([sharpness(g) for g in greys])), mask=mask)
+        return cls(layout=reference, sharpness=float(np.median([sharpness(g) for g in greys])), mask=mask,
+                   judges_view=_spread(reference, mask) >= MIN_STRUCTURE)
 
 
 def view_stats(frame: np.ndarray, reference: ReferenceView | None) -> ViewStats:
@@ -89,5 +91,5 @@ def view_stats(frame: np.ndarray, reference: ReferenceView | None) -> ViewStats:
     if reference is None:
         return ViewStats(brightness, contrast, 1.0, 1.0)
     relative = sharpness(grey) / reference.sharpness if reference.sharpness > 0 else 1.0
-    match = max(0.0, correlation(layout(grey), reference.layout, reference.mask))
+    match = max(0.0, correlation(layout(grey), reference.layout, reference.mask)) if reference.judges_view else 1.0
     return ViewStats(brightness, contrast, min(relative, 10.0), match)

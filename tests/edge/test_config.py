@@ -1,0 +1,83 @@
+"""The root config: TOML, environment overrides, relative paths, errors naming file and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_app.config import ConfigError, load
+
+ROOT = Path(__file__).resolve().parents[2]
+GOOD = """
+device_id = "unit-01"
+[camera]
+type = "scenario"
+path = "scenes/normal"
+[audio]
+type = "wav"
+path = "scenes/normal/audio.wav"
+[rules]
+preset = "strict"
+phone = { min_score = 0.25 }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_good_config_loads_with_paths_relative_to_its_file(tmp_path: Path) -> None:
+    config = load(write(tmp_path, GOOD), environ={})
+    assert config.device_id == "unit-01"
+    assert config.camera.type == "scenario" and config.camera.path == tmp_path / "scenes/normal"
+    assert config.audio is not None and config.audio.path == tmp_path / "scenes/normal/audio.wav"
+    assert config.rules.preset == "strict" and config.rules.phone.min_score == 0.25
+    assert config.analysis.detector_hz == 5.0
+
+
+def test_environment_overrides_fields_at_any_depth(tmp_path: Path) -> None:
+    environ = {"INVIGIL_DEVICE_ID": "unit-99", "INVIGIL_RULES__PRESET": "relaxed",
+               "INVIGIL_ANALYSIS__DETECTOR_HZ": "3", "INVIGIL_CACHE": "/somewhere", "INVIGIL_REQUIRE_RUNTIMES": "x"}
+    config = load(write(tmp_path, GOOD), environ=environ)
+    assert config.device_id == "unit-99" and config.rules.preset == "relaxed"
+    assert config.analysis.detector_hz == 3.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (GOOD.replace('"unit-01"', '"Unit 01"'), "device_id: String should match pattern"),
+        (GOOD.replace('type = "scenario"', 'type = "webcam"'), "camera: Input tag 'webcam'"),
+        (GOOD + "\n[analysis]\ndetector_hz = 0\n", "analysis.detector_hz: Input should be greater than 0"),
+        (GOOD.replace("min_score = 0.25", "min_score = 2"), "rules.phone.min_score: Input should be less than 1"),
+        (GOOD + "\nspeed = 3\n", "speed: Extra inputs are not permitted"),
+        (GOOD.replace('device_id = "unit-01"', ""), "device_id: Field required"),
+        ("device_id = ", "not valid TOML"),
+    ],
+)
+def test_errors_name_the_file_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load(path, environ={})
+    assert str(path) in str(info.value) and expected in str(info.value)
+
+
+def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load(tmp_path / "nope.toml", environ={})
+
+
+def test_validate_config_command(tmp_path: Path) -> None:
+    good = write(tmp_path, GOOD)
+    done = subprocess.run([sys.executable, "-m", "edge_app", "--validate-config", str(good)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "ok (device unit-01" in done.stdout
+    bad = write(tmp_path, GOOD.replace("min_score = 0.25", "min_score = -1"))
+    done = subprocess.run([sys.executable, "-m", "edge_app", "--validate-config", str(bad)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "rules.phone.min_score: Input should be greater than 0" in done.stderr

@@ -1,0 +1,78 @@
+"""The session loop end to end on a real video: calibration, one absence alert with evidence, clean stop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge_app.config import parse
+from edge_app.loop import SessionRunner
+from edge_app.vision.models import VisionModels, load_models
+from tests.edge.conftest import write_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def models(models_dir: Path) -> VisionModels:
+    return load_models(models_dir, "int8", threads=1)
+
+
+@pytest.fixture(scope="module")
+def leaves_and_returns(scene, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    frames = ([scene("obama2.jpg", i) for i in range(70)] + [scene(None, i) for i in range(90)]
+              + [scene("obama2.jpg", i) for i in range(50)])
+    return write_scenario(tmp_path_factory.mktemp("scenarios") / "leaves", frames)
+
+
+def config_for(folder: Path, data: Path, **camera: Any) -> Any:
+    return parse({"device_id": "unit-test", "data_dir": str(data),
+                  "camera": {"type": "scenario", "path": str(folder), **camera},
+                  "analysis": {"calibration_seconds": 4}}, environ={})
+
+
+def test_an_absence_is_one_alert_with_evidence(models: VisionModels, leaves_and_returns: Path,
+                                               tmp_path: Path) -> None:
+    messages: list[dict[str, Any]] = []
+    config = config_for(leaves_and_returns, tmp_path)
+    stats = SessionRunner(config, messages.append, models).run(threading.Event())
+    assert stats.frames == 210 and stats.dropped == 0  # a file played for evaluation loses no frame
+    types = [m["type"] for m in messages]
+    assert types[0] == "calibration" and types[-1] == "status" and messages[-1]["state"] == "source_ended"
+    alerts = [m for m in messages if m["type"] == "alert"]
+    assert [(a["kind"], a["phase"]) for a in alerts] == [("absent", "start"), ("absent", "end")]
+    start, end = alerts
+    assert start["id"] == end["id"]
+    assert 7.0 <= start["since"] <= 7.6  # the seat empties at 7.0 s
+    assert start["t"] <= 7.0 + config.rules.absent.min_duration + 1.0
+    assert 16.0 < end["t"] <= 16.0 + config.rules.absent.end_after + 1.0
+    snapshot = Path(start["evidence"]["path"])
+    assert snapshot.is_file() and snapshot.is_relative_to(tmp_path)
+    assert hashlib.sha256(snapshot.read_bytes()).hexdigest() == start["evidence"]["sha256"]
+
+
+def test_run_stops_cleanly_on_sigterm(leaves_and_returns: Path, tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(f'device_id = "unit-test"\ndata_dir = "data"\n[camera]\ntype = "scenario"\n'
+                      f'path = "{leaves_and_returns}"\nrealtime = true\n[analysis]\ncalibration_seconds = 2\n')
+    process = subprocess.Popen([sys.executable, "-m", "edge_app", "run", "--config", str(config)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = json.loads(process.stdout.readline())  # calibration after 2 s of a real-time camera
+        assert first["type"] == "calibration"
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "session over" in err
+    assert "source_ended" not in out  # it stopped on the signal, long before the 21 s video ended
