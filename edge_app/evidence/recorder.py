@@ -1,0 +1,165 @@
+"""EvidenceRecorder: the analysis loop's one object for evidence.
+
+``push`` every frame (thinned to ``ring_fps``, JPEG in RAM), ``snapshot`` when an alert starts (JPEG
+on disk now, clip scheduled), ``enforce`` periodically and after each snapshot, ``flush`` at shutdown.
+Capture times ``t`` are seconds on the caller's capture clock; wall times (file dates, mtimes,
+retention) are passed in as ``now_wall``. Use it from one thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge_app.evidence.clip import PendingClip, write_clip
+from edge_app.evidence.config import EvidenceConfig
+from edge_app.evidence.errors import EvidenceError
+from edge_app.evidence.jpeg import check_rgb, encode_jpeg, fit_bgr
+from edge_app.evidence.ring import FrameRing
+from edge_app.evidence.storage import check_alert_id, enforce, evidence_path, write_bytes_atomic
+
+log = logging.getLogger(__name__)
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+MAX_PENDING_CLIPS = 8  # alerts starting together share frames, but each clip costs a decode/encode pass
+BOX_COLOUR = (0, 0, 255)  # BGR red
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What was kept for one alert; ``sha256`` (hex) of the snapshot goes into the alert event.
+
+    ``clip_path`` is where the clip will be once its post-roll is complete (``None`` when no clip was
+    scheduled); a clip that fails to write is logged and left out.
+    """
+
+    alert_id: str
+    path: Path
+    sha256: str
+    bytes: int
+    clip_path: Path | None
+
+
+class EvidenceRecorder:
+    """Frame ring, snapshots, clips, quota and retention for one evidence directory."""
+
+    def __init__(self, config: EvidenceConfig, directory: Path) -> None:
+        self.config = config
+        self.directory = directory
+        self.ring = FrameRing(
+            config.ring_seconds, config.ring_max_frames, config.ring_fps, config.snapshot_max_side, config.jpeg_quality
+        )
+        self.pending: dict[str, PendingClip] = {}
+        self.clips_written = 0
+        self.clip_errors = 0
+
+    def push(self, image: np.ndarray, t: float) -> None:
+        """Add the RGB frame captured at ``t`` to the ring and to waiting clips; write clips that are complete.
+
+        A malformed frame raises :class:`EvidenceError`; a clip that cannot be written is logged, not raised.
+        """
+        if not self.config.enabled:
+            return
+        frame = self.ring.push(image, t)
+        for alert_id, clip in list(self.pending.items()):
+            if frame is not None:
+                clip.add(frame)
+            if t >= clip.end:
+                del self.pending[alert_id]
+                self._write_clip(clip)
+
+    def snapshot(
+        self, alert_id: str, kind: str, image: np.ndarray, t: float, box: Box | None = None,
+        *, now_wall: float | None = None,
+    ) -> Evidence:
+        """Write ``<directory>/<YYYYMMDD>/<alert_id>.jpg`` of the RGB frame at ``t``, with ``box`` drawn if given.
+
+        ``now_wall`` (epoch seconds; default: the system clock) dates the file. Schedules the clip from
+        ``t - pre_seconds`` to ``t + post_seconds`` when clips are on. Raises :class:`EvidenceError` (and
+        leaves no file behind) when evidence is off, the input is bad, the id was used, or the disk fails.
+        """
+        if not self.config.enabled:
+            raise EvidenceError("evidence is disabled (evidence.enabled = false)")
+        check_alert_id(alert_id)
+        check_rgb(image, f"snapshot image of alert {alert_id}")
+        wall = time.time() if now_wall is None else now_wall
+        path = evidence_path(self.directory, alert_id, ".jpg", wall)
+        clip_path = path.with_suffix(".avi")
+        if path.exists() or clip_path.exists() or alert_id in self.pending:
+            raise EvidenceError(
+                f"evidence for alert {alert_id} already exists in {path.parent}: alert ids must be unique"
+            )
+        bgr, scale = fit_bgr(image, self.config.snapshot_max_side)
+        if box is not None:
+            draw_box(bgr, box, scale, kind, alert_id)
+        data = encode_jpeg(bgr, self.config.jpeg_quality)
+        write_bytes_atomic(path, data, wall)
+        scheduled = self._schedule_clip(alert_id, clip_path, t, wall) if self.config.clip else None
+        return Evidence(alert_id, path, hashlib.sha256(data).hexdigest(), len(data), scheduled)
+
+    def flush(self, t: float) -> None:
+        """Write every waiting clip with the frames it has up to ``t`` (at shutdown)."""
+        for clip in list(self.pending.values()):
+            clip.frames = [f for f in clip.frames if f.t <= t]
+            self._write_clip(clip)
+        self.pending.clear()
+
+    def enforce(self, now_wall: float) -> int:
+        """Delete leftover temp files, evidence older than ``retention_days``, then the oldest until under quota.
+
+        Returns how many files were removed; file-system trouble is logged, never raised.
+        """
+        return enforce(self.directory, now_wall, self.config.retention_days * 86400.0, self.config.quota_mb * 1e6)
+
+    def _schedule_clip(self, alert_id: str, path: Path, t: float, wall: float) -> Path | None:
+        if len(self.pending) >= MAX_PENDING_CLIPS:
+            log.warning("evidence: %d clips waiting; alert %s gets a snapshot only", len(self.pending), alert_id)
+            return None
+        clip = PendingClip(alert_id, path, t - self.config.pre_seconds, t + self.config.post_seconds, wall)
+        for frame in self.ring.since(clip.start):
+            clip.add(frame)
+        self.pending[alert_id] = clip
+        return path
+
+    def _write_clip(self, clip: PendingClip) -> None:
+        if not clip.frames:
+            log.warning("evidence: no frames for the clip of alert %s; none written", clip.alert_id)
+            self.clip_errors += 1
+            return
+        try:
+            write_clip(clip.path, clip.frames, self.config.ring_fps, self.config.jpeg_quality, clip.mtime)
+            self.clips_written += 1
+        except EvidenceError as exc:
+            log.warning("evidence: clip of alert %s not kept: %s", clip.alert_id, exc)
+            self.clip_errors += 1
+
+
+def draw_box(bgr: np.ndarray, box: Box, scale: float, kind: str, alert_id: str) -> None:
+    """Draw the alert's box (frame pixels, scaled by ``scale``) and its kind on ``bgr``, in place.
+
+    A box with a non-finite coordinate is logged and skipped: the snapshot matters more than the box.
+    """
+    try:
+        coords = [float(v) * scale for v in box]
+    except (TypeError, ValueError):
+        coords = []
+    if len(coords) != 4 or not all(math.isfinite(v) for v in coords):
+        log.warning("evidence: alert %s box %r is not four finite numbers; snapshot without it", alert_id, box)
+        return
+    h, w = bgr.shape[:2]
+    thickness = max(2, round(max(h, w) / 320))
+    x1, x2 = sorted((round(min(max(coords[0], 0), w - 1)), round(min(max(coords[2], 0), w - 1))))
+    y1, y2 = sorted((round(min(max(coords[1], 0), h - 1)), round(min(max(coords[3], 0), h - 1))))
+    cv2.rectangle(bgr, (x1, y1), (x2, y2), BOX_COLOUR, thickness)
+    label = kind.encode("ascii", "replace").decode()[:32]
+    font_scale = thickness / 3
+    (_, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
+    y_text = y1 - thickness if y1 - thickness - text_h >= 0 else min(h - 1, y2 + text_h + thickness)
+    cv2.putText(bgr, label, (x1, y_text), cv2.FONT_HERSHEY_SIMPLEX, font_scale, BOX_COLOUR, thickness, cv2.LINE_AA)

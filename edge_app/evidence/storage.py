@@ -1,0 +1,174 @@
+"""Evidence files on the SD card: crash-safe writes, and retention and quota that delete the oldest first.
+
+Layout: ``<directory>/<YYYYMMDD>/<alert_id>.jpg`` and ``.avi`` (UTC date). A file is written under a
+hidden temp name in the same folder, fsynced, then renamed over its final name, so a power cut leaves
+either the whole file or none; leftover temp files are removed by :func:`enforce`. Only names of that
+layout are ever deleted, so a misconfigured directory cannot lose anyone else's files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge_app.evidence.errors import EvidenceError
+
+log = logging.getLogger(__name__)
+
+ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+DAY_DIR = re.compile(r"\d{8}")
+SUFFIXES = (".jpg", ".avi")
+TEMP_MARK = ".tmp"
+
+
+def check_alert_id(alert_id: object) -> str:
+    """``alert_id`` if it is a safe file name (1-64 letters, digits, ``_``, ``-``), else :class:`EvidenceError`."""
+    if not isinstance(alert_id, str) or not ALERT_ID.fullmatch(alert_id):
+        raise EvidenceError(
+            f"alert id {alert_id!r} is not 1-64 letters, digits, '_' or '-' starting with a letter or digit"
+        )
+    return alert_id
+
+
+def evidence_path(directory: Path, alert_id: str, suffix: str, now_wall: float) -> Path:
+    """Where an alert's ``suffix`` file goes: ``<directory>/<YYYYMMDD of now_wall, UTC>/<alert_id><suffix>``."""
+    day = datetime.fromtimestamp(now_wall, tz=UTC).strftime("%Y%m%d")
+    return directory / day / f"{check_alert_id(alert_id)}{suffix}"
+
+
+def temp_path(final: Path) -> Path:
+    """A hidden, unique temp name next to ``final`` that keeps its suffix (VideoWriter picks the format by it)."""
+    return final.with_name(f".{final.stem}.{secrets.token_hex(4)}{TEMP_MARK}{final.suffix}")
+
+
+def is_temp(name: str) -> bool:
+    return name.startswith(".") and TEMP_MARK in name
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(final: Path, fill: Callable[[Path], None], mtime: float) -> None:
+    """Create ``final`` crash-safely: ``fill(temp)`` writes a temp file, then fsync, set mtime, rename, fsync dir.
+
+    Any failure removes the temp file and raises :class:`EvidenceError` naming the file and the reason.
+    """
+    temp: Path | None = None
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = temp_path(final)
+        fill(temp)
+        fd = os.open(temp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.utime(temp, (mtime, mtime))
+        os.replace(temp, final)
+        temp = None
+        _fsync_dir(final.parent)
+    except OSError as exc:
+        raise EvidenceError(f"cannot write {final}: {exc.strerror or exc}") from exc
+    finally:
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+
+
+def write_bytes_atomic(final: Path, data: bytes, mtime: float) -> None:
+    """Write ``data`` to ``final`` crash-safely (see :func:`write_atomic`)."""
+
+    def fill(temp: Path) -> None:
+        with open(temp, "xb") as f:
+            f.write(data)
+            f.flush()
+
+    write_atomic(final, fill, mtime)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: Path
+    size: int
+    mtime: float
+
+    @property
+    def order(self) -> tuple[float, int, str]:
+        """Deletion order: oldest first; of one alert, the clip before the snapshot whose digest was sent."""
+        return (self.mtime, 0 if self.path.suffix == ".avi" else 1, self.path.name)
+
+
+def _remove(path: Path) -> bool:
+    try:
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        log.warning("evidence: cannot delete %s: %s", path, exc.strerror or exc)
+        return False
+
+
+def scan(directory: Path) -> tuple[list[StoredFile], list[Path]]:
+    """Evidence files under ``directory`` and leftover temp files; other names are ignored."""
+    files: list[StoredFile] = []
+    temps: list[Path] = []
+    try:
+        days = [d for d in directory.iterdir() if DAY_DIR.fullmatch(d.name) and d.is_dir()]
+    except OSError:
+        return files, temps
+    for day in days:
+        try:
+            entries = list(os.scandir(day))
+        except OSError as exc:
+            log.warning("evidence: cannot list %s: %s", day, exc.strerror or exc)
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            if is_temp(entry.name):
+                temps.append(path)
+            elif path.suffix in SUFFIXES and ALERT_ID.fullmatch(path.stem):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                files.append(StoredFile(path, st.st_size, st.st_mtime))
+    return files, temps
+
+
+def enforce(directory: Path, now_wall: float, retention_seconds: float, quota_bytes: float) -> int:
+    """Delete leftover temp files, files older than the retention, then the oldest until under quota.
+
+    Returns how many files were removed. Never raises for file-system trouble: it logs and goes on.
+    """
+    files, temps = scan(directory)
+    removed = sum(_remove(t) for t in temps)
+    kept: list[StoredFile] = []
+    for f in sorted(files, key=lambda f: f.order):
+        if now_wall - f.mtime > retention_seconds:
+            removed += _remove(f.path)
+        else:
+            kept.append(f)
+    total = sum(f.size for f in kept)
+    for f in kept:
+        if total <= quota_bytes:
+            break
+        if _remove(f.path):
+            removed += 1
+            total -= f.size
+    for day in {f.path.parent for f in files} | {t.parent for t in temps}:
+        with contextlib.suppress(OSError):
+            day.rmdir()  # only succeeds when empty
+    return removed
