@@ -19,7 +19,7 @@ STANDARD: dict[str, dict[str, Any]] = {
     "extra_person": dict(severity="critical", min_duration=3, end_after=3, cooldown=10, window=2.0,
                          on_fraction=0.6),
     "phone": dict(severity="critical", min_duration=2, end_after=4, cooldown=10, window=3.0, on_fraction=0.3,
-                  min_score=0.3),
+                  min_score=0.35),
     "material": dict(severity="warning", min_duration=4, end_after=4, cooldown=15, window=3.0, on_fraction=0.4,
                      min_score=0.35),
     "gaze_away": dict(severity="warning", min_duration=5, end_after=2, cooldown=10, window=1.5, on_fraction=0.6,

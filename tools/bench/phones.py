@@ -2,6 +2,11 @@
 
 A photo counts as a hit when some ``cell phone`` detection's box contains the labelled centre; the
 false-phone rate is the share of photos without a phone on which any ``cell phone`` box appears.
+
+Two ways of looking are measured: one full-frame pass, and the full frame plus a second pass on
+higher-resolution crops. On the device the crops sit around the candidate's wrists and desk
+(:mod:`edge_app.crops`); these photos have no person, so four overlapping crops of 60% of the photo's
+side stand in for them (the same detector, the same enlargement of a small phone).
 """
 
 from __future__ import annotations
@@ -39,6 +44,15 @@ def load_labels(folder: Path = FIND_PHONE) -> list[LabelledPhoto]:
 def is_hit(detections: Iterable[Detection], width: int, height: int, x: float, y: float) -> bool:
     cx, cy = x * width, y * height
     return any(d.label == PHONE and d.box[0] <= cx <= d.box[2] and d.box[1] <= cy <= d.box[3] for d in detections)
+
+
+CROP_SIDE = 0.6  # of the photo's width and height
+
+
+def crop_regions(width: int, height: int, side: float = CROP_SIDE) -> list[tuple[float, float, float, float]]:
+    """Four overlapping crops covering the photo, each ``side`` of its width and height."""
+    w, h = width * side, height * side
+    return [(x, y, x + w, y + h) for x in (0.0, width - w) for y in (0.0, height - h)]
 
 
 def phone_scores(detections: Iterable[Detection]) -> list[float]:
