@@ -66,7 +66,7 @@ class SessionRunner:
         self.analyzer = FrameAnalyzer(self.models, config.analysis, template, rules.left_zone.margin,
                                       rules.identity_mismatch.min_similarity)
         self.engine = EngineState()
-        self.evidence = EvidenceRecorder(config.evidence, config.evidence_dir())
+        self.evidence = EvidenceRecorder(config.evidence, config.evidence_dir(), background_clips=True)
         self.uids: dict[str, str] = {}
         self.stats = LoopStats()
         self.last_t = 0.0
@@ -168,3 +168,4 @@ class SessionRunner:
             self.evidence.flush(self.last_t)
         except EvidenceError as exc:
             log.warning("pending clips not written: %s", exc)
+        self.evidence.close()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import queue
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,9 +52,17 @@ class Evidence:
 class EvidenceRecorder:
     """Frame ring, snapshots, clips, quota and retention for one evidence directory."""
 
-    def __init__(self, config: EvidenceConfig, directory: Path) -> None:
+    def __init__(self, config: EvidenceConfig, directory: Path, background_clips: bool = False) -> None:
+        """``background_clips``: write clips on a worker thread so the analysis loop never waits for the
+        encode and the SD card (a clip takes a quarter of a second on x86, longer on a Pi)."""
         self.config = config
         self.directory = directory
+        self._clips: queue.Queue[PendingClip | None] | None = None
+        self._worker: threading.Thread | None = None
+        if background_clips:
+            self._clips = queue.Queue(maxsize=MAX_PENDING_CLIPS)
+            self._worker = threading.Thread(target=self._clip_worker, name="invigil-clips", daemon=True)
+            self._worker.start()
         self.ring = FrameRing(
             config.ring_seconds, config.ring_max_frames, config.ring_fps, config.snapshot_max_side, config.jpeg_quality
         )
@@ -128,7 +138,33 @@ class EvidenceRecorder:
         self.pending[alert_id] = clip
         return path
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait (bounded) for clips handed to the worker; call after :meth:`flush` at shutdown."""
+        if self._clips is not None and self._worker is not None:
+            try:
+                self._clips.put(None, timeout=timeout)
+            except queue.Full:
+                log.warning("evidence: clip writer busy at shutdown; waiting clips may be lost")
+            self._worker.join(timeout)
+            self._clips = None
+
+    def _clip_worker(self) -> None:
+        assert self._clips is not None
+        clips = self._clips
+        while (clip := clips.get()) is not None:
+            self._encode_clip(clip)
+
     def _write_clip(self, clip: PendingClip) -> None:
+        if self._clips is None:
+            self._encode_clip(clip)
+            return
+        try:
+            self._clips.put_nowait(clip)
+        except queue.Full:
+            log.warning("evidence: clip writer behind; clip of alert %s not kept", clip.alert_id)
+            self.clip_errors += 1
+
+    def _encode_clip(self, clip: PendingClip) -> None:
         if not clip.frames:
             log.warning("evidence: no frames for the clip of alert %s; none written", clip.alert_id)
             self.clip_errors += 1

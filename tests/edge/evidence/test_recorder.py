@@ -258,3 +258,17 @@ def test_ring_memory_per_frame_at_camera_sizes(marked: Marked, tmp_path: Path) -
         assert len(recorder.ring) == 51
         per_frame = recorder.ring.nbytes / len(recorder.ring)
         assert per_frame < limit and per_frame < w * h * 3 / 10
+
+
+def test_background_clips_are_written_off_the_loop_and_drained_on_close(tmp_path: Path) -> None:
+    recorder = EvidenceRecorder(EvidenceConfig(pre_seconds=1, post_seconds=1), tmp_path, background_clips=True)
+    image = np.full((120, 160, 3), 90, np.uint8)
+    for i in range(10):
+        recorder.push(image, i * 0.2)
+    evidence = recorder.snapshot("bg1", "phone", image, 2.0, now_wall=1_700_000_000.0)
+    for i in range(11, 30):
+        recorder.push(image, i * 0.2)
+    recorder.flush(6.0)
+    recorder.close()
+    assert evidence.clip_path is not None and evidence.clip_path.is_file()
+    assert recorder.clips_written == 1 and recorder.clip_errors == 0
