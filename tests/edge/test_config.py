@@ -81,3 +81,9 @@ def test_validate_config_command(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "edge_app", "--validate-config", str(bad)], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "rules.phone.min_score: Input should be greater than 0" in done.stderr
+
+
+def test_the_device_config_shipped_in_firmware_is_valid() -> None:
+    config = load(ROOT / "firmware" / "config" / "edge.toml", environ={})
+    assert config.camera.type == "picamera2" and config.rules.preset == "standard"
+    assert config.audio is not None and config.audio.type == "pyaudio"
