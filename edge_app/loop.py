@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edge_app.analysis import FrameAnalyzer
-from edge_app.capture.base import Frame, build_audio_source, build_source
+from edge_app.capture.base import Frame, FrameSource, build_audio_source, build_source
 from edge_app.capture.grabber import LatestFrameGrabber
 from edge_app.config import EdgeConfig
 from edge_app.evidence import EvidenceError, EvidenceRecorder
@@ -71,8 +71,9 @@ class SessionRunner:
         self.stats = LoopStats()
         self.last_t = 0.0
 
-    def run(self, stop: threading.Event) -> LoopStats:
-        source = build_source(self.config.camera)
+    def run(self, stop: threading.Event, source: FrameSource | None = None) -> LoopStats:
+        """Run until the source ends or ``stop`` is set; ``source`` replaces the configured camera."""
+        source = source or build_source(self.config.camera)
         grabber = LatestFrameGrabber(source)
         audio = None
         if self.config.audio is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from edge_app.capture.base import Frame, FrameSource
 from edge_app.config import parse
 from edge_app.loop import SessionRunner
 from edge_app.vision.models import VisionModels, load_models
@@ -76,3 +77,52 @@ def test_run_stops_cleanly_on_sigterm(leaves_and_returns: Path, tmp_path: Path) 
     assert process.returncode == 0, err
     assert "session over" in err
     assert "source_ended" not in out  # it stopped on the signal, long before the 21 s video ended
+
+
+class FreezingCamera(FrameSource):
+    """A live camera (fake: no camera here) that delivers frames, freezes, then delivers again."""
+
+    type = "freezing"
+
+    def __init__(self, frames: list, freeze_after: int, freeze: threading.Event) -> None:  # type: ignore[type-arg]
+        self.frames, self.freeze_after, self.freeze = frames, freeze_after, freeze
+        self.index = 0
+
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Frame | None:
+        if self.index == self.freeze_after:
+            self.freeze.wait(timeout=10)  # blocked inside the driver until the test thaws it
+        if self.index >= len(self.frames):
+            return None
+        frame = Frame(self.frames[self.index], self.index / 10, self.index)
+        self.index += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def live(self) -> bool:
+        return True
+
+
+def test_a_stalled_camera_is_reported_then_recovers(models: VisionModels, scene, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    thaw = threading.Event()
+    camera = FreezingCamera([scene("obama2.jpg", i) for i in range(30)], freeze_after=20, freeze=thaw)
+    config = parse({"device_id": "unit-test", "data_dir": str(tmp_path), "stall_after": 0.5,
+                    "camera": {"type": "scenario", "path": str(tmp_path)},
+                    "analysis": {"calibration_seconds": 1}}, environ={})
+    messages: list[dict[str, Any]] = []
+
+    def emit(message: dict[str, Any]) -> None:
+        messages.append(message)
+        if message.get("state") == "camera_stalled":
+            thaw.set()
+
+    stats = SessionRunner(config, emit, models).run(threading.Event(), source=camera)
+    states = [m["state"] for m in messages if m["type"] == "status"]
+    assert states == ["camera_stalled", "camera_recovered", "source_ended"]
+    assert stats.stalls == 1
+    assert stats.frames + stats.dropped == 30 and stats.dropped > 0  # a live camera: stale frames are skipped

@@ -65,7 +65,7 @@ def peak_memory_mib(models_dir: Path, quant: str) -> float:
 def phone_figures(models_dir: Path, manifest: dict[str, Any], quant: Quant) -> dict[str, Any]:
     from edge_app.vision.detector import ObjectDetector
     from edge_app.vision.preprocess import read_rgb
-    from tools.fixtures import all_photos
+    from tools.fixtures import NO_PEOPLE_PHOTOS, PEOPLE_PHOTOS, photo
 
     labelled = phones.load_labels()
     if not labelled:
@@ -80,7 +80,7 @@ def phone_figures(models_dir: Path, manifest: dict[str, Any], quant: Quant) -> d
         return found
 
     images = [read_rgb(str(item.path)) for item in labelled]
-    without = [read_rgb(str(p)) for p in all_photos().values()]
+    without = [read_rgb(str(photo(name))) for name in (*PEOPLE_PHOTOS, *NO_PEOPLE_PHOTOS)]
     figures: dict[str, Any] = {"photos": len(images), "photos_without_phone": len(without)}
     for mode, crops in (("full_frame", False), ("with_crops", True)):
         per_photo = [(look(image, crops), image.shape[1], image.shape[0], item.x, item.y)
