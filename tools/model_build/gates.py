@@ -27,9 +27,9 @@ MODEL_ORDER = ["detector", "pose", "face_detector", "face_landmarks", "face_embe
 
 def _photos() -> dict[str, Any]:
     from edge_app.vision.preprocess import read_rgb
-    from tools.fixtures import all_photos
+    from tools.fixtures import model_photos
 
-    return {name: read_rgb(str(path)) for name, path in all_photos().items()}
+    return {name: read_rgb(str(path)) for name, path in model_photos().items()}
 
 
 def _gate_key(name: str, float_path: Path, int8_path: Path) -> str:
