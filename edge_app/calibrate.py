@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edge_app.rules.observation import Box
-from edge_app.tamper import ReferenceView
+from edge_app.tamper import CANDIDATE_MARGIN, ReferenceView
 
 MIN_KEYPOINT_SCORE = 0.3
 ZONE_MARGIN = 0.15  # the zone is the candidate's box grown by this share on each side
@@ -112,5 +112,9 @@ class Calibrator:
             screen = (float(s[0]), float(s[1]), float(s[2]), float(s[3]))
         guidance = [GUIDANCE[k] for k in GUIDANCE if not checks[k]]
         placement = Placement(usable=all(checks.values()), checks=checks, guidance=guidance)
-        return Calibration(zone=zone, yaw=yaw, pitch=pitch, reference=ReferenceView.from_frames(self.frames, zone),
+        masked = zone
+        if box is not None:
+            gx, gy = (box[2] - box[0]) * CANDIDATE_MARGIN, (box[3] - box[1]) * CANDIDATE_MARGIN
+            masked = (box[0] - gx, box[1] - gy, box[2] + gx, box[3] + gy)
+        return Calibration(zone=zone, yaw=yaw, pitch=pitch, reference=ReferenceView.from_frames(self.frames, masked),
                            screen=screen, placement=placement, candidate_box=box)

@@ -68,3 +68,12 @@ def test_a_bare_background_does_not_judge_movement() -> None:
 def test_no_frames_is_an_error() -> None:
     with pytest.raises(ValueError, match="no frames"):
         ReferenceView.from_frames([], None)
+
+
+def test_a_person_walking_into_the_scenery_is_not_a_moved_camera(scene: np.ndarray, reference: ReferenceView,
+                                                                  photo) -> None:  # type: ignore[no-untyped-def]
+    visitor = (0, 100, 190, 480)
+    changed = scene.copy()
+    changed[100:480, 0:190] = cv2.resize(photo("zidane.jpg"), (190, 380))
+    assert view_stats(changed, reference).view_match < view_stats(changed, reference, [visitor]).view_match
+    assert view_stats(changed, reference, [visitor]).view_match > 0.8
