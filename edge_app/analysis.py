@@ -157,8 +157,8 @@ class FrameAnalyzer:
         screens = self._objects(frame, detections, candidate, t, stages, obs)
         if not calibrating and self.cadence.due("tamper", t):
             begun = time.perf_counter()
-            people = [tr.box for tr in self.tracker.tracks if tr.confirmed]
-            obs["view"] = view_stats(frame, self.calibration.reference if self.calibration else None, people)
+            seen = [tr.box for tr in self.tracker.tracks if tr.confirmed]
+            obs["view"] = view_stats(frame, self.calibration.reference if self.calibration else None, seen)
             self._time(stages, "tamper", begun)
 
         if calibrating:
