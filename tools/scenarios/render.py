@@ -1,0 +1,200 @@
+"""Render scenario definitions to ``<out>/<name>/video.avi`` (MJPG), ``audio.wav`` and ``truth.json``.
+
+``python -m tools.scenarios [--only NAME] [--out build/scenarios] [--check] [--force]``
+
+A render is keyed by the hash of the definition, the renderer's code and its inputs (pinned package
+hashes, the phone photo, the espeak-ng version); an unchanged scenario is skipped. Every output is
+written to a temp file in its folder, fsynced and moved into place, the key last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from tools.scenarios import audio, sources
+from tools.scenarios.catalog import POSES, PROPS, PhoneProp, StudioPose
+from tools.scenarios.compose import Camera, View, describe_view, scene_image
+from tools.scenarios.scene import SceneAssets
+from tools.scenarios.spec import ScenarioSpec, Segment, SpecError, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFINITIONS = ROOT / "scenarios"
+OUT = ROOT / "build" / "scenarios"
+VIDEO, AUDIO, TRUTH, KEY = "video.avi", "audio.wav", "truth.json", ".render-key"
+RENDER_ERRORS = (SpecError, sources.SourceMissing, audio.SpeechUnavailable, OSError, ValueError)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    name: str
+    folder: Path
+    skipped: bool  # the cached render was still valid
+
+
+def render_key(spec_path: Path, spec: ScenarioSpec) -> str:
+    """Hash of everything the output depends on."""
+    digest = hashlib.sha256()
+    digest.update(spec_path.read_bytes())
+    for code in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(code.name.encode() + code.read_bytes())
+    digest.update((ROOT / "tools" / "fixtures.py").read_bytes())
+    for package in sources.packages():
+        digest.update(f"{package.label}:{package.sha256}".encode())
+    props = {PROPS[p].photo for seg in spec.segments for p in seg.props if isinstance(PROPS[p], PhoneProp)}
+    for name in sorted(props):
+        digest.update(sources.phone_inputs_digest())
+        photo = sources.find_phone_dir() / name
+        digest.update(photo.read_bytes() if photo.is_file() else b"missing")
+    if spec.sounds:
+        digest.update(audio.espeak_version().encode())
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def view_of(segment: Segment) -> View:
+    return View(camera=segment.camera, candidate=segment.candidate, extras=tuple(segment.extras),
+                props=tuple(segment.props))
+
+
+def write_video(spec: ScenarioSpec, path: Path) -> int:
+    """Render every frame into an MJPG AVI (temp file, fsync, rename); returns the frame count."""
+    frames = round(spec.duration * spec.fps)
+    assets = SceneAssets()
+    for seg in spec.segments:  # cut-outs first: a missing input fails before any video is written
+        scene_image(assets, view_of(seg), 0.0)
+    camera = Camera(spec.seed, frames, spec.fps)
+    tmp = path.parent / f".{path.stem}-partial.avi"
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), spec.fps, tuple(spec.frame_size))
+    try:
+        if not writer.isOpened():
+            raise OSError(f"{tmp}: OpenCV cannot write MJPG video here")
+        seg_index = 0
+        for k in range(frames):
+            t = k / spec.fps
+            while seg_index + 1 < len(spec.segments) and t >= spec.segments[seg_index].end - 1e-9:
+                seg_index += 1
+            segment = spec.segments[seg_index]
+            image = scene_image(assets, view_of(segment), t - segment.start)
+            writer.write(cv2.cvtColor(camera.capture(image, k), cv2.COLOR_RGB2BGR))
+        writer.release()
+        with tmp.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        writer.release()
+        tmp.unlink(missing_ok=True)
+        raise
+    return frames
+
+
+def truth_of(spec: ScenarioSpec, frames: int, key: str) -> dict[str, Any]:
+    segments = []
+    for seg in spec.segments:
+        entry: dict[str, Any] = {"start": seg.start, "end": seg.end, **describe_view(view_of(seg))}
+        pose = POSES.get(seg.candidate) if seg.candidate else None
+        if isinstance(pose, StudioPose):
+            entry["video_frames"] = [pose.frames[0], pose.frames[-1]]
+        segments.append(entry)
+    return {
+        "name": spec.name,
+        "description": spec.description,
+        "fps": spec.fps,
+        "duration": spec.duration,
+        "frame_size": list(spec.frame_size),
+        "frames": frames,
+        "enrolled": spec.enrolled,
+        "calibration_seconds": spec.calibration_seconds,
+        "alerts": [a.model_dump() for a in sorted(spec.alerts, key=lambda a: (a.start, a.kind))],
+        "segments": segments,
+        "sounds": [s.model_dump() for s in spec.sounds],
+        "audio": {"rate": audio.RATE, "channels": 1, "sample_width": 2},
+        "render_key": key,
+    }
+
+
+def render(spec_path: Path, out_root: Path = OUT, force: bool = False) -> Rendered:
+    """Render one definition unless its cached render is current."""
+    spec = load_spec(spec_path)
+    key = render_key(spec_path, spec)
+    folder = out_root / spec.name
+    key_file = folder / KEY
+    outputs = [folder / VIDEO, folder / AUDIO, folder / TRUTH]
+    if not force and key_file.is_file() and key_file.read_text().strip() == key and all(p.is_file() for p in outputs):
+        return Rendered(spec.name, folder, skipped=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    key_file.unlink(missing_ok=True)
+    samples = audio.render_audio(spec)  # first: a missing espeak-ng fails before the slow part
+    frames = write_video(spec, folder / VIDEO)
+    audio.write_wav(folder / AUDIO, samples)
+    truth = truth_of(spec, frames, key)
+    atomic_write_bytes(folder / TRUTH, (json.dumps(truth, indent=1) + "\n").encode())
+    atomic_write_bytes(key_file, key.encode())
+    return Rendered(spec.name, folder, skipped=False)
+
+
+def definitions(folder: Path, only: str | None) -> list[Path]:
+    paths = sorted(folder.glob("*.toml"))
+    if only is not None:
+        paths = [p for p in paths if p.stem == only]
+        if not paths:
+            have = ", ".join(p.stem for p in sorted(folder.glob("*.toml")))
+            raise SpecError(f"no scenario {only!r} in {folder} (have: {have})")
+    return paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.scenarios", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="render one scenario (file stem)")
+    parser.add_argument("--out", type=Path, default=OUT, help="output folder (default build/scenarios)")
+    parser.add_argument("--definitions", type=Path, default=DEFINITIONS, help="folder of *.toml definitions")
+    parser.add_argument("--force", action="store_true", help="render even when the cached render is current")
+    parser.add_argument("--check", action="store_true", help="run the int8 models on rendered frames and verify")
+    args = parser.parse_args(argv)
+    try:
+        paths = definitions(args.definitions, args.only)
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    failed: list[str] = []
+    rendered: list[Rendered] = []
+    for path in paths:
+        try:
+            done = render(path, args.out, args.force)
+        except RENDER_ERRORS as exc:  # one bad scenario does not stop the others
+            print(f"FAILED {path.stem}: {exc}", file=sys.stderr)
+            failed.append(path.stem)
+            continue
+        rendered.append(done)
+        print(f"{done.name}: {'unchanged' if done.skipped else 'rendered'} -> {done.folder}")
+    if args.check and rendered:
+        from tools.scenarios.check import check_all  # the models are only needed here
+
+        if not check_all([r.folder for r in rendered]):
+            failed.append("check")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
