@@ -51,7 +51,7 @@ scenarios: setup ## Render the scenarios (real photos, speech) to build/scenario
 demo: models ## Run every model on the fixture photos and print what each sees
 	$(VPY) -m tools.demo
 
-test: models $(TFL_STAMP) ## Run the test suite (all set-up included), the vision tests on both TFLite runtimes
+test: models scenarios $(TFL_STAMP) ## Run the test suite (all set-up included): vision tests on both TFLite runtimes, scenario eval
 	INVIGIL_REQUIRE_RUNTIMES=tflite_runtime $(TFL_VENV)/bin/python -m pytest -q tests/edge/vision
 	INVIGIL_REQUIRE_RUNTIMES=ai_edge_litert $(VPY) -m pytest
 
