@@ -164,9 +164,10 @@ class FrameAnalyzer:
         if calibrating:
             assert self.calibrator is not None
             if detections is not None:
-                head = (face.yaw, face.pitch) if face is not None and face.yaw is not None else None
-                self.calibrator.add(frame, candidate.box if candidate else None, self.keypoints, head,  # type: ignore[arg-type]
-                                    screens)
+                head = None
+                if face is not None and face.yaw is not None and face.pitch is not None:
+                    head = (face.yaw, face.pitch)
+                self.calibrator.add(frame, candidate.box if candidate else None, self.keypoints, head, screens)
             if t - self.started >= self.config.calibration_seconds and self.calibrator.samples:
                 self.calibration = self.calibrator.finish()
                 self.tracker.candidate_id = None  # re-pick the candidate against the seat zone

@@ -14,17 +14,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from edge_app.analysis import FrameAnalyzer
-from edge_app.capture.base import Frame, FrameSource, build_audio_source, build_source
+from edge_app.capture.base import Frame, FrameSource, SourceError, build_audio_source, build_source
 from edge_app.capture.grabber import LatestFrameGrabber
 from edge_app.config import EdgeConfig
 from edge_app.evidence import EvidenceError, EvidenceRecorder
 from edge_app.rules.debounce import Transition
 from edge_app.rules.engine import EngineState, close_all, evaluate
-from edge_app.rules.observation import Observation
 from edge_app.vision.models import VisionModels, load_models
 
 if TYPE_CHECKING:
@@ -70,6 +69,7 @@ class SessionRunner:
         self.uids: dict[str, str] = {}
         self.stats = LoopStats()
         self.last_t = 0.0
+        self.audio_failed = False
 
     def run(self, stop: threading.Event, source: FrameSource | None = None) -> LoopStats:
         """Run until the source ends or ``stop`` is set; ``source`` replaces the configured camera."""
@@ -84,7 +84,11 @@ class SessionRunner:
         began = time.monotonic()
         grabber.start()
         if audio is not None:
-            audio.start()
+            try:
+                audio.start()
+            except SourceError as exc:  # the exam goes on without audio alerts, and says so
+                self.emit({"type": "status", "state": "audio_unavailable", "t": 0.0, "reason": str(exc)})
+                audio = None
         stalled = False
         try:
             while not stop.is_set():
@@ -131,11 +135,14 @@ class SessionRunner:
                        "zone": [round(v, 1) for v in cal.zone], "yaw": round(cal.yaw, 1),
                        "pitch": round(cal.pitch, 1)})
         obs = analysis.observation
+        dbfs, voice = audio.until(frame.t) if audio is not None else (None, None)  # drained while calibrating too
+        if audio is not None and audio.error is not None and not self.audio_failed:
+            self.audio_failed = True
+            self.emit({"type": "status", "state": "audio_unavailable", "t": round(frame.t, 3),
+                       "reason": str(audio.error)})
         if obs is not None:
-            if audio is not None:
-                dbfs, voice = audio.until(frame.t)
-                if dbfs is not None:
-                    obs = Observation(**{**obs.__dict__, "dbfs": dbfs, "voice": voice})
+            if dbfs is not None:
+                obs = replace(obs, dbfs=dbfs, voice=voice)
             transitions, self.engine = evaluate(self.config.rules, self.engine, obs)
             for transition in transitions:
                 self._send(transition, frame)

@@ -126,3 +126,19 @@ def test_a_stalled_camera_is_reported_then_recovers(models: VisionModels, scene,
     assert states == ["camera_stalled", "camera_recovered", "source_ended"]
     assert stats.stalls == 1
     assert stats.frames + stats.dropped == 30 and stats.dropped > 0  # a live camera: stale frames are skipped
+
+
+def test_a_broken_microphone_does_not_stop_the_session(models: VisionModels, leaves_and_returns: Path,
+                                                       tmp_path: Path) -> None:
+    broken = tmp_path / "mic.wav"
+    broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    config = parse({"device_id": "unit-test", "data_dir": str(tmp_path),
+                    "camera": {"type": "scenario", "path": str(leaves_and_returns)},
+                    "audio": {"type": "wav", "path": str(broken)},
+                    "analysis": {"calibration_seconds": 4}}, environ={})
+    messages: list[dict[str, Any]] = []
+    stats = SessionRunner(config, messages.append, models).run(threading.Event())
+    assert messages[0]["state"] == "audio_unavailable" and "mic.wav" in messages[0]["reason"]
+    assert stats.frames == 210
+    assert [(m["kind"], m["phase"]) for m in messages if m["type"] == "alert"] == [("absent", "start"),
+                                                                                 ("absent", "end")]

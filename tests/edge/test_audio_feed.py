@@ -1,0 +1,62 @@
+"""Audio features per analysed frame, pulled in step with the video's media time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge_app.audio_feed import AudioFeed
+from edge_app.capture.base import SourceError, build_audio_source
+from tests.edge.capture.media import write_wav
+
+RATE = 16000
+
+
+def feed_for(path: Path) -> AudioFeed:
+    feed = AudioFeed(build_audio_source({"type": "wav", "path": str(path), "realtime": False}), realtime=False)
+    feed.start()
+    return feed
+
+
+def test_levels_follow_media_time(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    samples = rng.normal(0, 0.003, RATE * 4)  # quiet room, about -50 dBFS
+    samples[2 * RATE:3 * RATE] = np.sign(rng.normal(size=RATE)) * 0.7  # a loud second from 2 s to 3 s
+    feed = feed_for(write_wav(tmp_path / "a.wav", samples, RATE))
+    try:
+        quiet, _ = feed.until(1.0)
+        assert quiet is not None and quiet < -40
+        assert feed.until(1.0) == (None, None)  # already reported
+        loud, voice = feed.until(2.5)
+        assert loud is not None and loud > -6 and voice is False  # loud noise is not a voice
+        after, _ = feed.until(3.9)
+        assert after is not None and after > -6  # the loud part up to 3 s is in this interval
+        assert feed.until(10.0)[0] is not None and feed.ended
+        assert feed.until(11.0) == (None, None)
+    finally:
+        feed.stop()
+
+
+def test_a_truncated_file_fails_at_start_naming_it(tmp_path: Path) -> None:
+    path = write_wav(tmp_path / "b.wav", np.zeros(RATE), RATE)
+    path.write_bytes(path.read_bytes()[:60])
+    feed = AudioFeed(build_audio_source({"type": "wav", "path": str(path), "realtime": False}), realtime=False)
+    with pytest.raises(SourceError, match=r"b\.wav: truncated"):
+        feed.start()
+
+
+@pytest.mark.parametrize("seconds", [0.5, 2.0])
+def test_nothing_is_lost_between_frames(tmp_path: Path, seconds: float) -> None:
+    feed = feed_for(write_wav(tmp_path / "c.wav", np.full(int(RATE * seconds), 0.1), RATE))
+    try:
+        reported = 0
+        t = 0.0
+        while not feed.ended and t < 5:
+            t += 0.1
+            if feed.until(t)[0] is not None:
+                reported += 1
+        assert reported >= int(seconds / 0.1) - 1
+    finally:
+        feed.stop()
