@@ -1,5 +1,5 @@
-"""Calibration at session start: seat zone, head-pose baseline, reference view, expected PC screen,
-and a placement verdict with plain-language guidance for whoever aims the camera.
+"""Calibration at session start: seat zone (the candidate's box and pose), head-pose baseline, reference
+view, expected PC screen, and a placement verdict with plain-language guidance for whoever aims the camera.
 
 The :class:`Calibrator` collects what the analysis measured during the first seconds and
 :meth:`Calibrator.finish` turns it into a :class:`Calibration`. Pure apart from numpy.
@@ -57,6 +57,7 @@ class Calibrator:
     screens: list[Box] = field(default_factory=list)
     brightness: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
+    reach: list[Box] = field(default_factory=list)  # extent of the confident pose keypoints
 
     def add(
         self,
@@ -76,6 +77,10 @@ class Calibrator:
         if head is not None:
             self.faces.append(head)
         if keypoints is not None:
+            confident = keypoints[keypoints[:, 2] >= MIN_KEYPOINT_SCORE]
+            if len(confident) >= 3:  # where the candidate's body actually reaches (arms beyond the box)
+                self.reach.append((float(confident[:, 0].min()), float(confident[:, 1].min()),
+                                   float(confident[:, 0].max()), float(confident[:, 1].max())))
             wrists = keypoints[[9, 10]]
             both = bool((wrists[:, 2] >= MIN_KEYPOINT_SCORE).all())
             self.hands.append(both)
@@ -101,6 +106,9 @@ class Calibrator:
         if self.boxes:
             x1, y1, x2, y2 = (float(v) for v in np.median(np.array(self.boxes), axis=0))
             box = (x1, y1, x2, y2)
+            if self.reach:  # the seat zone covers the pose too: hands stretched onto the desk stay inside
+                rx1, ry1, rx2, ry2 = (float(v) for v in np.median(np.array(self.reach), axis=0))
+                x1, y1, x2, y2 = min(x1, rx1), min(y1, ry1), max(x2, rx2), max(y2, ry2)
             mx, my = (x2 - x1) * ZONE_MARGIN, (y2 - y1) * ZONE_MARGIN
             zone = (max(0.0, x1 - mx), max(0.0, y1 - my), min(float(w), x2 + mx), min(float(h), y2 + my))
         else:

@@ -65,3 +65,14 @@ def test_each_missing_part_fails_its_check_with_guidance(change: dict, failed: s
 def test_no_frames_cannot_calibrate() -> None:
     with pytest.raises(ValueError, match="no frames"):
         Calibrator(SIZE).finish()
+
+
+def test_the_seat_zone_reaches_as_far_as_the_pose() -> None:
+    calibrator = Calibrator(SIZE)
+    points = keypoints(0.8)
+    points[[5, 6]] = (250, 150, 0.9), (390, 150, 0.9)  # shoulders
+    points[10] = (560, 400, 0.9)  # a hand stretched onto the desk, beyond the person box
+    for _ in range(6):
+        calibrator.add(frame(), (200.0, 60.0, 440.0, 460.0), points, (0.0, 0.0), [])
+    zone = calibrator.finish().zone
+    assert zone[2] > 560 and zone[0] < 200
