@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edge_app.analysis import AnalysisConfig
 from edge_app.capture.config import AudioSourceConfig, FrameSourceConfig
 from edge_app.evidence.config import EvidenceConfig
+from edge_app.protocol import DEVICE_ID
 from edge_app.rules.config import RulesConfig
 from edge_app.vision.runtime import RUNTIMES
 
@@ -53,8 +54,8 @@ class EdgeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    device_id: str = Field(..., pattern=r"^[a-z0-9][a-z0-9-]{2,63}$",
-                           description="this unit's id: 3-64 lower-case letters, digits and dashes")
+    device_id: str = Field(..., pattern=DEVICE_ID.pattern,
+                           description="this unit's id: 3-14 lower-case letters, digits and dashes (the protocol's)")
     data_dir: Path = Field(ROOT / "build" / "edge-data", description="where the unit keeps evidence and state")
     camera: FrameSourceConfig = Field(..., description="the frame source, chosen by its type")
     audio: AudioSourceConfig | None = Field(None, description="the audio source (None: no audio alerts)")

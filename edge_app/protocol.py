@@ -1,0 +1,241 @@
+"""The wire contract between camera units and the cloud bridge, version 1 (docs/protocol.md).
+
+Free of edge-only imports: the bridge imports this module and nothing else from ``edge_app``.
+
+An alert event is one compact JSON object of at most 300 bytes with short keys::
+
+    {"v":1,"id":"<event id>","d":"<device>","n":<seq>,"t":<ms>,"k":"ph","p":"s","s":2,"c":87,
+     "b":[x1,y1,x2,y2],"e":"<evidence digest>","h":"<previous event hash>","a":"<start event id>",
+     "sig":"<Ed25519 signature>"}
+
+``sig`` signs the canonical JSON (sorted keys, no spaces) of every other key. ``h`` is the first 16 bytes
+of the SHA-256 of the previous event's payload (empty for the first event of a device), so a
+missing, altered or re-ordered event breaks the chain; ``n`` counts each device's events from 1.
+Binary values are unpadded base64url. :func:`decode_event` rejects anything else with a reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+VERSION = 1
+MAX_EVENT_BYTES = 300
+PREFIX = f"invigil/v{VERSION}"
+DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,13}$")  # 3-14 characters: keeps every event within 300 bytes
+KIND_CODES = {
+    "absent": "ab", "left_zone": "lz", "extra_person": "xp", "phone": "ph", "material": "mt",
+    "gaze_away": "gz", "talking": "tk", "loud_audio": "la", "identity_mismatch": "im",
+    "camera_tamper": "ct", "device_offline": "do",
+}
+KINDS = {code: kind for kind, code in KIND_CODES.items()}
+PHASES = {"s": "start", "u": "update", "e": "end"}
+PHASE_CODES = {name: code for code, name in PHASES.items()}
+SEVERITIES = ("info", "warning", "critical")
+BOX_SCALE = 999  # box corners as shares of the frame, 0..999
+BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+REQUIRED = {"v", "id", "d", "n", "t", "k", "p", "s", "c", "h", "sig"}
+OPTIONAL = {"b", "e", "a"}
+
+
+class ProtocolError(ValueError):
+    """A message that does not follow the contract; ``reason`` is a short code for dead-letter tables."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail = reason, detail
+
+
+def device_topic(device_id: str, leaf: str) -> str:
+    """``invigil/v1/dev/<device>/<leaf>`` (leaf: event, status, stats or cmd/<name>)."""
+    if not DEVICE_ID.match(device_id):
+        raise ProtocolError("bad_device", f"device id {device_id!r} must be 3-14 of a-z, 0-9 and '-'")
+    return f"{PREFIX}/dev/{device_id}/{leaf}"
+
+
+def proctor_topic(exam_id: str) -> str:
+    return f"{PREFIX}/proctor/{exam_id}/alerts"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def unb64(text: str, size: int, field: str) -> bytes:
+    if not BASE64URL.match(text):
+        raise ProtocolError("malformed", f"{field} is not base64url")
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (ValueError, TypeError):
+        raise ProtocolError("malformed", f"{field} is not base64url") from None
+    if len(data) != size:
+        raise ProtocolError("malformed", f"{field} must hold {size} bytes, not {len(data)}")
+    return data
+
+
+def new_event_id(now_ms: int | None = None) -> str:
+    """A UUIDv7 (time-ordered, 48-bit ms timestamp + 74 random bits) as 22 base64url characters."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    raw = bytearray(ms.to_bytes(6, "big") + os.urandom(10))
+    raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return b64(bytes(raw))
+
+
+def canonical(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def chain_hash(payload: bytes) -> str:
+    """What the next event carries in ``h``: the first 16 bytes of SHA-256 of this event's payload."""
+    return b64(hashlib.sha256(payload).digest()[:16])
+
+
+def evidence_digest(sha256_hex: str) -> str:
+    """The event's ``e``: the first 16 bytes of the snapshot's SHA-256 (hex, as the device computes it).
+
+    128 bits keep a forged snapshot matching the digest out of reach (a second preimage) and the event
+    within 300 bytes; the bridge compares an upload's SHA-256 prefix with it.
+    """
+    return b64(bytes.fromhex(sha256_hex)[:16])
+
+
+@dataclass(frozen=True)
+class Event:
+    """An alert transition on the wire, with readable names."""
+
+    event_id: str
+    device_id: str
+    seq: int
+    time_ms: int
+    kind: str
+    phase: str  # start, update or end
+    severity: str  # info, warning or critical
+    confidence: float  # 0..1, sent as a whole percent
+    prev_hash: str  # "" for a device's first event
+    box: tuple[float, float, float, float] | None = None  # shares of the frame, 0..1
+    evidence: str | None = None  # evidence_digest(...) of the snapshot, on start events
+    alert_id: str | None = None  # the start event's id, on update and end events
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "v": VERSION, "id": self.event_id, "d": self.device_id, "n": self.seq, "t": self.time_ms,
+            "k": KIND_CODES[self.kind], "p": PHASE_CODES[self.phase], "s": SEVERITIES.index(self.severity),
+            "c": round(min(1.0, max(0.0, self.confidence)) * 100), "h": self.prev_hash,
+        }
+        if self.box is not None:
+            out["b"] = [round(min(1.0, max(0.0, v)) * BOX_SCALE) for v in self.box]
+        if self.evidence is not None:
+            out["e"] = self.evidence
+        if self.alert_id is not None:
+            out["a"] = self.alert_id
+        return out
+
+
+def encode_event(event: Event, key: Ed25519PrivateKey) -> bytes:
+    """Sign and serialise; ProtocolError when the event breaks the contract (checked as the bridge will)."""
+    fields = event.fields()
+    fields["sig"] = b64(key.sign(canonical(fields)))
+    payload = canonical(fields)
+    _check(fields, payload)
+    return payload
+
+
+def decode_event(payload: bytes, public_key: Ed25519PublicKey | None) -> Event:
+    """Parse and check one payload; ``public_key`` None checks everything but the signature."""
+    if len(payload) > MAX_EVENT_BYTES:
+        raise ProtocolError("oversized", f"{len(payload)} bytes, at most {MAX_EVENT_BYTES}")
+    try:
+        fields = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("malformed", f"not JSON: {exc}") from None
+    if not isinstance(fields, dict):
+        raise ProtocolError("malformed", "not a JSON object")
+    if fields.get("v") != VERSION:
+        raise ProtocolError("unknown_version", f"schema version {fields.get('v')!r}, this side speaks {VERSION}")
+    _check(fields, payload)
+    if public_key is not None:
+        signed = canonical({k: v for k, v in fields.items() if k != "sig"})
+        try:
+            public_key.verify(unb64(fields["sig"], 64, "sig"), signed)
+        except InvalidSignature:
+            raise ProtocolError("bad_signature", f"event {fields['id']} is not signed by {fields['d']}") from None
+    box = fields.get("b")
+    return Event(
+        event_id=fields["id"], device_id=fields["d"], seq=fields["n"], time_ms=fields["t"],
+        kind=KINDS[fields["k"]], phase=PHASES[fields["p"]], severity=SEVERITIES[fields["s"]],
+        confidence=fields["c"] / 100, prev_hash=fields["h"],
+        box=tuple(v / BOX_SCALE for v in box) if box is not None else None,
+        evidence=fields.get("e"), alert_id=fields.get("a"),
+    )
+
+
+def _int(fields: dict[str, Any], key: str, low: int, high: int) -> None:
+    value = fields[key]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ProtocolError("malformed", f"{key} must be an integer {low}..{high}, not {value!r}")
+
+
+def _check(fields: dict[str, Any], payload: bytes) -> None:
+    if len(payload) > MAX_EVENT_BYTES:
+        raise ProtocolError("oversized", f"{len(payload)} bytes, at most {MAX_EVENT_BYTES}")
+    missing, unknown = REQUIRED - fields.keys(), fields.keys() - REQUIRED - OPTIONAL
+    if missing or unknown:
+        raise ProtocolError("malformed", f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
+    for key in ("id", "d", "k", "p", "h", "sig", "e", "a"):
+        if key in fields and not isinstance(fields[key], str):
+            raise ProtocolError("malformed", f"{key} must be a string")
+    unb64(fields["id"], 16, "id")
+    if not DEVICE_ID.match(fields["d"]):
+        raise ProtocolError("malformed", f"device id {fields['d']!r} must be 3-14 of a-z, 0-9 and '-'")
+    _int(fields, "n", 1, 999_999_999)
+    _int(fields, "t", 0, 9_999_999_999_999)  # ms since 1970, through the year 2286
+    _int(fields, "s", 0, len(SEVERITIES) - 1)
+    _int(fields, "c", 0, 100)
+    if fields["k"] not in KINDS:
+        raise ProtocolError("malformed", f"unknown kind code {fields['k']!r}")
+    if fields["p"] not in PHASES:
+        raise ProtocolError("malformed", f"phase must be one of {sorted(PHASES)}, not {fields['p']!r}")
+    if fields["h"] != "" or fields["n"] != 1:
+        unb64(fields["h"], 16, "h")
+    unb64(fields["sig"], 64, "sig")
+    if "e" in fields:
+        unb64(fields["e"], 16, "e")
+    if "a" in fields:
+        unb64(fields["a"], 16, "a")
+    if (fields["p"] == "s") == ("a" in fields):
+        raise ProtocolError("malformed", "a start event has no 'a'; update and end events name their start in 'a'")
+    box = fields.get("b")
+    if box is not None and (not isinstance(box, list) or len(box) != 4 or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= BOX_SCALE for v in box)):
+        raise ProtocolError("malformed", f"b must be four integers 0..{BOX_SCALE}, not {box!r}")
+
+
+class ChainVerifier:
+    """One device's sequence and hash chain, as the bridge sees them arrive."""
+
+    def __init__(self, last_seq: int = 0, last_hash: str = "") -> None:
+        self.last_seq, self.last_hash = last_seq, last_hash
+
+    def check(self, event: Event, payload: bytes) -> str | None:
+        """None when ``event`` follows on; otherwise why not: ``gap`` (events lost in between; the chain moves
+        on, so a loss is reported once), ``replayed`` (an old sequence number) or ``broken_chain`` (the
+        previous-event hash does not match: altered history; the chain does not move on)."""
+        if event.seq == self.last_seq + 1 and event.prev_hash != self.last_hash and self.last_seq > 0:
+            return "broken_chain"
+        problem = None
+        if event.seq <= self.last_seq:
+            return "replayed"
+        if event.seq > self.last_seq + 1:
+            problem = "gap"
+        self.last_seq, self.last_hash = event.seq, chain_hash(payload)
+        return problem
