@@ -1,0 +1,1 @@
+"""The device-to-cloud link: durable outbox, signed events, MQTT."""

@@ -1,0 +1,117 @@
+"""The outbox: numbering and chaining in one transaction, delete on ack only, power cuts, full disk."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from edge_app.link.outbox import Outbox, OutboxError
+from edge_app.protocol import chain_hash
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def make(name: str):  # type: ignore[no-untyped-def]
+    def build(seq: int, prev: str) -> tuple[str, str, bytes]:
+        return f"{name}-{seq}", "invigil/v1/dev/unit-1/event", json.dumps({"n": seq, "h": prev}).encode()
+
+    return build
+
+
+def test_events_are_numbered_chained_and_kept_until_acked(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    accepted = [outbox.accept(make("e")) for _ in range(3)]
+    assert [seq for _, seq, _ in accepted] == [1, 2, 3]
+    payloads = [p for _, _, p in accepted]
+    assert [json.loads(p)["h"] for p in payloads] == ["", chain_hash(payloads[0]), chain_hash(payloads[1])]
+    assert [row[0] for row in outbox.pending()] == ["e-1", "e-2", "e-3"]
+    outbox.ack("e-2")
+    assert [row[0] for row in outbox.pending()] == ["e-1", "e-3"] and outbox.count() == 2
+    assert outbox.chain_state() == (3, chain_hash(payloads[2]))
+
+
+def test_reopening_keeps_the_events_and_continues_the_chain(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    _, _, last = outbox.accept(make("a"))
+    outbox.close()
+    outbox = Outbox(tmp_path / "outbox.db")
+    assert outbox.count() == 1
+    _, seq, payload = outbox.accept(make("b"))
+    assert seq == 2 and json.loads(payload)["h"] == chain_hash(last)
+
+
+def test_a_failed_build_stores_nothing_and_keeps_the_number(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+
+    def broken(seq: int, prev: str) -> tuple[str, str, bytes]:
+        raise ValueError("signing failed")
+
+    with pytest.raises(ValueError, match="signing failed"):
+        outbox.accept(broken)
+    assert outbox.count() == 0 and outbox.accept(make("c"))[1] == 1
+
+
+def test_a_power_cut_loses_no_accepted_event_and_no_link_of_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    script = textwrap.dedent(f"""
+        import json, sys
+        from edge_app.link.outbox import Outbox
+        outbox = Outbox(__import__("pathlib").Path({str(path)!r}))
+        for i in range(100000):
+            event_id, seq, _ = outbox.accept(lambda seq, prev: (f"e-{{seq}}", "t", json.dumps({{"h": prev}}).encode()))
+            print(seq, flush=True)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    confirmed = 0
+    for line in process.stdout:
+        confirmed = int(line)
+        if confirmed >= 200:
+            break
+    process.send_signal(signal.SIGKILL)  # no clean shutdown, as when the power goes
+    process.wait(timeout=10)
+    outbox = Outbox(path)
+    rows = outbox.pending(limit=1_000_000)
+    assert len(rows) >= confirmed  # everything reported accepted is there
+    previous = ""
+    for _, _, payload in rows:
+        assert json.loads(payload)["h"] == previous
+        previous = chain_hash(payload)
+    assert outbox.chain_state() == (len(rows), previous)
+
+
+def test_a_full_disk_refuses_the_new_event_and_keeps_the_old(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path)
+    outbox.accept(make("kept"))
+    outbox.close()
+    script = textwrap.dedent(f"""
+        import resource, json
+        from pathlib import Path
+        from edge_app.link.outbox import Outbox, OutboxError
+        outbox = Outbox(Path({str(path)!r}))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (Path({str(path)!r}).stat().st_size, resource.RLIM_INFINITY))
+        try:
+            for _ in range(1000):
+                outbox.accept(lambda seq, prev: (f"big-{{seq}}", "t", b"x" * 200000))
+        except OutboxError as exc:
+            print("refused:", exc)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          preexec_fn=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN))
+    assert "refused: outbox" in done.stdout and "event not stored" in done.stdout, done.stderr
+    outbox = Outbox(path)
+    assert outbox.pending()[0][0] == "kept-1"
+
+
+def test_a_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(OutboxError, match=r"outbox\.db: cannot open"):
+        Outbox(path)
