@@ -25,7 +25,7 @@ system: ## Debian packages (installs as root, prints the exact command otherwise
 
 $(VENV_STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install $(PIP_QUIET) -e '.[dev]'
+	$(VPY) -m pip install $(PIP_QUIET) -e '.[dev,bridge]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(TFL_STAMP): requirements-tflite-runtime.txt

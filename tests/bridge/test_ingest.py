@@ -1,0 +1,95 @@
+"""Ingest on SQLite and PostgreSQL: stored once, flagged gaps and broken chains, dead letters with reasons."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import func, select
+
+from cloud_bridge.ingest import Ingestor
+from cloud_bridge.store import Store
+from cloud_bridge.store.models import DeadLetter, EventRow
+from edge_app.link.keys import public_pem
+from edge_app.protocol import Event, chain_hash, encode_event, new_event_id
+
+KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+INTRUDER = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
+TOPIC = "invigil/v1/dev/unit-1/event"
+
+
+def events(count: int, device: str = "unit-1", key: Ed25519PrivateKey = KEY) -> list[bytes]:
+    out, previous = [], ""
+    for seq in range(1, count + 1):
+        event = Event(event_id=new_event_id(), device_id=device, seq=seq, time_ms=1_700_000_000_000 + seq,
+                      kind="phone", phase="start", severity="critical", confidence=0.9, prev_hash=previous)
+        payload = encode_event(event, key)
+        out.append(payload)
+        previous = chain_hash(payload)
+    return out
+
+
+def ingestor(store: Store) -> Ingestor:
+    ingest = Ingestor(store, clock=lambda: 1000.0)
+    ingest.register("unit-1", public_pem(KEY))
+    return ingest
+
+
+def count(store: Store, table: type) -> int:
+    with store.session() as session:
+        return int(session.scalar(select(func.count()).select_from(table)) or 0)
+
+
+def test_events_are_stored_once_in_order(store: Store) -> None:
+    ingest = ingestor(store)
+    payloads = events(3)
+    assert [ingest.handle(TOPIC, p).status for p in payloads] == ["stored"] * 3
+    assert ingest.handle(TOPIC, payloads[1]).status == "duplicate"  # re-sent after a reconnect
+    assert count(store, EventRow) == 3 and count(store, DeadLetter) == 0
+
+
+def test_a_lost_event_is_flagged_as_a_gap(store: Store) -> None:
+    ingest = ingestor(store)
+    payloads = events(4)
+    outcomes = [ingest.handle(TOPIC, p) for p in (payloads[0], payloads[2], payloads[3])]
+    assert [(o.status, o.reason) for o in outcomes] == [("stored", None), ("stored", "gap"), ("stored", None)]
+
+
+def test_rewritten_history_is_flagged_as_a_broken_chain(store: Store) -> None:
+    ingest = ingestor(store)
+    honest = events(2)
+    ingest.handle(TOPIC, honest[0])
+    forged = Event(event_id=new_event_id(), device_id="unit-1", seq=2, time_ms=1, kind="phone", phase="start",
+                   severity="critical", confidence=0.9, prev_hash=chain_hash(b"something else"))
+    assert ingest.handle(TOPIC, encode_event(forged, KEY)).reason == "broken_chain"
+
+
+def test_bad_messages_are_dead_lettered_with_reasons_and_the_loop_goes_on(store: Store) -> None:
+    ingest = ingestor(store)
+    bad = [
+        ("invigil/v1/dev/unit-1/stats", events(1)[0], "bad_topic"),
+        ("invigil/v1/dev/unit-9/event", events(1, device="unit-9")[0], "unknown_device"),
+        (TOPIC, b"\x00\xff not json", "malformed"),
+        (TOPIC, b"{" + b" " * 400 + b"}", "oversized"),
+        (TOPIC, events(1, key=INTRUDER)[0], "bad_signature"),
+        (TOPIC, events(1, device="unit-2")[0], "wrong_device"),  # unit-1's key, but claiming to be unit-2
+    ]
+    for topic, payload, reason in bad:
+        outcome = ingest.handle(topic, payload)
+        assert (outcome.status, outcome.reason) == ("dead_letter", reason)
+    assert count(store, DeadLetter) == len(bad)
+    assert ingest.handle(TOPIC, events(1)[0]).status == "stored"
+    with store.session() as session:
+        reasons = {row.reason: row.detail for row in session.scalars(select(DeadLetter))}
+    assert "unit-9 is not registered" in reasons["unknown_device"]
+
+
+def test_a_device_cannot_publish_as_another(store: Store) -> None:
+    ingest = ingestor(store)
+    other = Ed25519PrivateKey.generate()
+    ingest.register("unit-2", public_pem(other))
+    # unit-2 on unit-1's topic, with its own key: unit-1's key does not verify it
+    outcome = ingest.handle(TOPIC, events(1, device="unit-2", key=other)[0])
+    assert (outcome.status, outcome.reason) == ("dead_letter", "bad_signature")
+    # unit-1 writing unit-2's events on unit-2's topic, signed with unit-1's key
+    outcome = ingest.handle("invigil/v1/dev/unit-2/event", events(1, device="unit-2", key=KEY)[0])
+    assert (outcome.status, outcome.reason) == ("dead_letter", "bad_signature")
+    assert ingest.handle("invigil/v1/dev/unit-2/event", events(1, device="unit-2", key=other)[0]).status == "stored"
