@@ -76,6 +76,7 @@ def test_a_power_cut_loses_no_accepted_event_and_no_link_of_the_chain(tmp_path: 
             break
     process.send_signal(signal.SIGKILL)  # no clean shutdown, as when the power goes
     process.wait(timeout=10)
+    process.stdout.close()
     outbox = Outbox(path)
     rows = outbox.pending(limit=1_000_000)
     assert len(rows) >= confirmed  # everything reported accepted is there

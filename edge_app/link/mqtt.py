@@ -1,0 +1,302 @@
+"""The device's MQTT link: publishes the outbox with QoS 1 and deletes an event only on the broker's PUBACK.
+
+One worker thread owns everything network: it connects (MQTT v5, clean start, retained ``offline`` last
+will), announces a retained ``online`` birth status, publishes pending outbox rows oldest first with at
+most ``inflight_max`` unacknowledged, and acks a row in the outbox only in ``on_publish`` for that
+message. A lost connection loses nothing: the rows are still in the outbox and go out again after the
+reconnect (the bridge drops duplicates by event id). Each connection uses a fresh paho client, so no
+stale in-flight message is resent from a previous connection. Reconnects back off exponentially with
+jitter between ``backoff_min`` and ``backoff_max``; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from edge_app.protocol import device_topic
+
+log = logging.getLogger(__name__)
+
+CONNACK_SECONDS = 10.0  # how long a connection attempt may wait for the broker's CONNACK
+LOOP_SECONDS = 0.1  # network wait per turn: also how soon wake() and stop() are noticed
+POLL_SECONDS = 5.0  # re-read the outbox this often even without wake() (rows written by another process)
+
+
+class MqttLinkConfig(BaseModel):
+    """Where the broker is and how this unit authenticates to it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(..., min_length=1, description="broker host name or IP address")
+    port: int = Field(1883, ge=1, le=65535, description="broker port (1883 plain; usually 8883 with TLS)")
+    tls: bool = Field(False, description="connect with TLS (the broker's certificate is verified)")
+    ca_file: Path | None = Field(None, description="CA certificate(s) that sign the broker's certificate (PEM); "
+                                 "None: the system's trusted CAs; needs tls")
+    cert_file: Path | None = Field(None, description="this unit's client certificate (PEM); needs tls and key_file")
+    key_file: Path | None = Field(None, description="private key of cert_file (PEM); needs tls and cert_file")
+    username: str | None = Field(None, min_length=1, description="MQTT user name (per-device credentials)")
+    password_file: Path | None = Field(None, description="file holding the MQTT password (one line; never the "
+                                       "password itself in the config); needs username")
+    keepalive: int = Field(30, ge=5, le=65535, description="seconds between pings when idle; the broker "
+                           "publishes the last will after 1.5x this without traffic")
+    backoff_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay in seconds")
+    backoff_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay in seconds (doubling "
+                               "from backoff_min)")
+    inflight_max: int = Field(20, ge=1, le=1000, description="QoS 1 events published but not yet acknowledged, "
+                              "at most")
+
+    @field_validator("ca_file", "cert_file", "key_file", "password_file")
+    @classmethod
+    def _is_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttLinkConfig:
+        files = [name for name in ("ca_file", "cert_file", "key_file") if getattr(self, name) is not None]
+        if files and not self.tls:
+            raise ValueError(f"{', '.join(files)} set but tls is false: set tls = true or remove them")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (the client certificate and its private key)")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file needs username")
+        if self.backoff_min > self.backoff_max:
+            raise ValueError(f"backoff_min {self.backoff_min} is above backoff_max {self.backoff_max}")
+        return self
+
+
+class PendingEvents(Protocol):
+    """What the link needs of the outbox (edge_app.link.outbox.Outbox)."""
+
+    def pending(self, limit: int = 100) -> list[tuple[str, str, bytes]]: ...
+
+    def ack(self, event_id: str) -> None: ...
+
+
+def backoff_delay(attempt: int, low: float, high: float) -> float:
+    """Longest wait before reconnect attempt ``attempt`` (0-based): ``low`` doubled each time, capped at ``high``."""
+    return min(high, low * 2.0 ** min(attempt, 40))
+
+
+def status_payload(state: str, now_ms: int | None = None) -> bytes:
+    """The retained status message: ``{"state":"online","t":<ms>}``; ``t`` left out when None."""
+    fields: dict[str, Any] = {"state": state}
+    if now_ms is not None:
+        fields["t"] = now_ms
+    return json.dumps(fields, separators=(",", ":")).encode("ascii")
+
+
+def _ok(reason: ReasonCode | int) -> bool:
+    return not reason.is_failure if isinstance(reason, ReasonCode) else reason == 0
+
+
+class MqttLink:
+    """Publishes the outbox to the broker from a background thread until stopped."""
+
+    def __init__(self, config: MqttLinkConfig, device_id: str, outbox: PendingEvents,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config, self.device_id, self._outbox, self._clock = config, device_id, outbox, clock
+        self.status_topic = device_topic(device_id, "status")  # also checks the device id
+        self._stop, self._wake = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop_deadline = 0.0
+        self._connected = self._refused = self._dirty = False
+        self._sent = self._acked = 0
+        self._inflight: dict[int, str] = {}  # paho message id -> event id, awaiting PUBACK
+        self._held: set[str] = set()  # refused or unpublishable: kept in the outbox, retried next connection
+        self._offline_mid: int | None = None
+        self._offline_acked = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def sent(self) -> int:
+        """Event publishes handed to the broker (a resend after a reconnect counts again)."""
+        return self._sent
+
+    @property
+    def acked(self) -> int:
+        """Events the broker acknowledged (PUBACK) and the outbox deleted."""
+        return self._acked
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("MqttLink.start() called twice")
+        self._thread = threading.Thread(target=self._run, name=f"mqtt-link-{self.device_id}", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """New events are in the outbox: publish them now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Publish the retained ``offline`` status, disconnect and end the thread; False if it outlived timeout."""
+        if self._thread is None:
+            return True
+        self._stop_deadline = self._clock() + timeout * 0.8
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- worker thread -----------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            try:
+                if self._session():
+                    attempt = 0
+            except Exception:
+                log.exception("MQTT link %s: unexpected error; reconnecting", self.device_id)
+            self._connected = False
+            self._inflight.clear()
+            self._held.clear()
+            longest = backoff_delay(attempt, self.config.backoff_min, self.config.backoff_max)
+            attempt += 1
+            self._stop.wait(random.uniform(max(self.config.backoff_min, longest / 2), longest))
+
+    def _new_client(self) -> mqtt.Client:
+        cfg = self.config
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id,
+                             protocol=MQTTProtocolVersion.MQTTv5)
+        client.on_connect, client.on_disconnect, client.on_publish = (
+            self._on_connect, self._on_disconnect, self._on_publish)
+        client.max_inflight_messages_set(cfg.inflight_max)
+        client.will_set(self.status_topic, status_payload("offline"), qos=1, retain=True)
+        if cfg.username is not None:
+            password = None
+            if cfg.password_file is not None:
+                password = cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            client.username_pw_set(cfg.username, password)
+        if cfg.tls:
+            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
+                           certfile=str(cfg.cert_file) if cfg.cert_file else None,
+                           keyfile=str(cfg.key_file) if cfg.key_file else None)
+        return client
+
+    def _session(self) -> bool:
+        """One connection from connect to loss or stop; True when the broker accepted it."""
+        cfg = self.config
+        self._refused = False
+        try:
+            client = self._new_client()
+            client.connect(cfg.host, cfg.port, cfg.keepalive, clean_start=True)
+        except (OSError, ValueError) as exc:  # unreachable broker, TLS failure, unreadable password file
+            log.warning("MQTT link %s: cannot connect to %s:%d: %s", self.device_id, cfg.host, cfg.port, exc)
+            return False
+        deadline = self._clock() + CONNACK_SECONDS
+        while not self._connected:
+            if self._stop.is_set() or self._refused:
+                return False
+            if self._clock() > deadline:
+                log.warning("MQTT link %s: no CONNACK from %s:%d", self.device_id, cfg.host, cfg.port)
+                return False
+            if client.loop(LOOP_SECONDS) != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return False
+        next_poll = self._clock()
+        while not self._stop.is_set():
+            if self._wake.is_set() or self._dirty or self._clock() >= next_poll:
+                self._wake.clear()
+                self._publish_pending(client)
+                next_poll = self._clock() + POLL_SECONDS
+            if client.loop(LOOP_SECONDS) != MQTTErrorCode.MQTT_ERR_SUCCESS or not self._connected:
+                log.warning("MQTT link %s: connection lost; unacknowledged events stay in the outbox", self.device_id)
+                return True
+        self._say_offline(client)
+        return True
+
+    def _publish_pending(self, client: mqtt.Client) -> None:
+        self._dirty = False
+        room = self.config.inflight_max - len(self._inflight)
+        if room <= 0:
+            return
+        skip = set(self._inflight.values()) | self._held
+        try:
+            rows = self._outbox.pending(limit=room + len(skip))
+        except Exception as exc:  # a busy or failing outbox: try again at the next poll
+            log.warning("MQTT link %s: cannot read the outbox: %s", self.device_id, exc)
+            return
+        for event_id, topic, payload in rows:
+            if room <= 0:
+                break
+            if event_id in skip:
+                continue
+            try:
+                info = client.publish(topic, payload, qos=1)
+            except (ValueError, TypeError) as exc:  # a bad topic or payload: keep the row, skip it for now
+                log.warning("MQTT link %s: event %s not publishable to %r: %s", self.device_id, event_id, topic, exc)
+                self._held.add(event_id)
+                continue
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                return  # the connection is going; the rows wait for the next one
+            self._inflight[info.mid] = event_id
+            self._sent += 1
+            room -= 1
+
+    def _say_offline(self, client: mqtt.Client) -> None:
+        """Clean stop: retained ``offline`` (waiting for its PUBACK until the stop deadline), then DISCONNECT."""
+        info = client.publish(self.status_topic, status_payload("offline", int(time.time() * 1000)), qos=1,
+                              retain=True)
+        self._offline_mid = info.mid
+        while not self._offline_acked and self._connected and self._clock() < self._stop_deadline:
+            client.loop(min(LOOP_SECONDS, max(0.0, self._stop_deadline - self._clock())))
+        if self._offline_acked:
+            client.disconnect()
+        else:  # the broker should still learn we are gone: ask it to publish the last will
+            client.disconnect(ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
+        client.loop(LOOP_SECONDS)  # flush the DISCONNECT
+
+    # -- paho callbacks (called on the worker thread, inside client.loop) ---------------------------------
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
+                    _properties: Properties | None) -> None:
+        if not _ok(reason):
+            log.warning("MQTT link %s: broker refused the connection: %s", self.device_id, reason)
+            self._refused = True
+            return
+        self._connected, self._dirty = True, True
+        self._inflight.clear()
+        self._held.clear()
+        client.publish(self.status_topic, status_payload("online", int(time.time() * 1000)), qos=1, retain=True)
+        log.info("MQTT link %s: connected to %s:%d", self.device_id, self.config.host, self.config.port)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
+                       _properties: Properties | None) -> None:
+        self._connected = False
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
+                    _properties: Properties | None) -> None:
+        if mid == self._offline_mid:
+            self._offline_acked = True
+            return
+        event_id = self._inflight.pop(mid, None)
+        if event_id is None:  # the birth status
+            return
+        self._dirty = True
+        if not _ok(reason):
+            log.warning("MQTT link %s: broker refused event %s: %s", self.device_id, event_id, reason)
+            self._held.add(event_id)
+            return
+        try:
+            self._outbox.ack(event_id)
+        except Exception as exc:  # the row stays and is sent again: a duplicate, which the bridge drops
+            log.warning("MQTT link %s: cannot delete acknowledged event %s: %s", self.device_id, event_id, exc)
+            return
+        self._acked += 1
