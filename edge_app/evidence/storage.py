@@ -12,12 +12,13 @@ import contextlib
 import logging
 import os
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from edge_app import atomic
+from edge_app.atomic import is_temp
 from edge_app.evidence.errors import EvidenceError
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 ALERT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 DAY_DIR = re.compile(r"\d{8}")
 SUFFIXES = (".jpg", ".avi")
-TEMP_MARK = ".tmp"
 
 
 def check_alert_id(alert_id: object) -> str:
@@ -43,59 +43,21 @@ def evidence_path(directory: Path, alert_id: str, suffix: str, now_wall: float) 
     return directory / day / f"{check_alert_id(alert_id)}{suffix}"
 
 
-def temp_path(final: Path) -> Path:
-    """A hidden, unique temp name next to ``final`` that keeps its suffix (VideoWriter picks the format by it)."""
-    return final.with_name(f".{final.stem}.{secrets.token_hex(4)}{TEMP_MARK}{final.suffix}")
-
-
-def is_temp(name: str) -> bool:
-    return name.startswith(".") and TEMP_MARK in name
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_atomic(final: Path, fill: Callable[[Path], None], mtime: float) -> None:
-    """Create ``final`` crash-safely: ``fill(temp)`` writes a temp file, then fsync, set mtime, rename, fsync dir.
-
-    Any failure removes the temp file and raises :class:`EvidenceError` naming the file and the reason.
-    """
-    temp: Path | None = None
+    """Create ``final`` crash-safely (:func:`edge_app.atomic.write_atomic`) dated ``mtime``; any failure
+    removes the temp file and raises :class:`EvidenceError` naming the file and the reason."""
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = temp_path(final)
-        fill(temp)
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.utime(temp, (mtime, mtime))
-        os.replace(temp, final)
-        temp = None
-        _fsync_dir(final.parent)
+        atomic.write_atomic(final, fill, mtime=mtime)
     except OSError as exc:
         raise EvidenceError(f"cannot write {final}: {exc.strerror or exc}") from exc
-    finally:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                temp.unlink()
 
 
 def write_bytes_atomic(final: Path, data: bytes, mtime: float) -> None:
     """Write ``data`` to ``final`` crash-safely (see :func:`write_atomic`)."""
-
-    def fill(temp: Path) -> None:
-        with open(temp, "xb") as f:
-            f.write(data)
-            f.flush()
-
-    write_atomic(final, fill, mtime)
+    try:
+        atomic.write_bytes_atomic(final, data, mtime=mtime)
+    except OSError as exc:
+        raise EvidenceError(f"cannot write {final}: {exc.strerror or exc}") from exc
 
 
 @dataclass(frozen=True)

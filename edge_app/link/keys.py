@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from edge_app.atomic import write_bytes_atomic
 
 
 class DeviceKeyError(RuntimeError):
@@ -27,17 +27,7 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=".key.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, pem)
-        os.fsync(fd)
-        os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        os.unlink(temp)
-        raise
+    write_bytes_atomic(path, pem, mode=0o600)
     return key
 
 

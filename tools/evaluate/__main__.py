@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from edge_app.atomic import write_bytes_atomic
 from edge_app.config import parse
 from edge_app.loop import SessionRunner
 from edge_app.rules.config import KIND_RULES
@@ -101,10 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r["name"] for r in results
               if r["failures"] or (r["name"] == QUIET_SCENARIO and r["unexpected"])]
     report = {"scenarios": results, "kinds": kinds, "passed": not failed, "failed": failed}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temp = args.out.with_suffix(".tmp")
-    temp.write_text(json.dumps(report, indent=1))
-    os.replace(temp, args.out)
+    write_bytes_atomic(args.out, json.dumps(report, indent=1).encode())
     print(f"\nwrote {args.out}: {'all scenarios pass' if not failed else 'FAILED: ' + ', '.join(failed)}")
     return 0 if not failed else 1
 

@@ -12,13 +12,13 @@ import argparse
 import hashlib
 import importlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from edge_app.atomic import write_bytes_atomic
 from tools.fetch import cache_dir, sha256_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,10 +86,7 @@ def check_model(name: str, models: Path, photos: dict[str, Any] | None) -> tuple
                 f"{int8_path.name} is not full-integer: I/O {integer['io']}, "
                 f"{integer['float_tensors']} of {integer['tensors']} tensors float"
             )
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, cached)
+        write_bytes_atomic(cached, json.dumps(result, indent=2).encode())
     entry = {
         "kind": build["kind"],
         "files": {
@@ -139,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gates: int8 parity FAILED for {', '.join(failed)}; see {args.models}/manifest.failed.json",
               file=sys.stderr)
         return 1
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    os.replace(tmp, target)
+    write_bytes_atomic(target, json.dumps(manifest, indent=2).encode())
     print(f"gates: all {len(names)} models pass; wrote {target}")
     return 0
 

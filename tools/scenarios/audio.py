@@ -6,7 +6,6 @@ rendered and :class:`SpeechUnavailable` says how to install it.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_app.atomic import write_atomic
 from tools.scenarios import sources
 from tools.scenarios.spec import BangsSound, ScenarioSpec, SpeechSound
 
@@ -152,18 +152,12 @@ def render_audio(spec: ScenarioSpec) -> np.ndarray:
 def write_wav(path: Path, samples: np.ndarray) -> None:
     """16 kHz mono int16 WAV, written to a temp file in the same folder, fsynced and moved into place."""
     data = np.round(np.clip(samples, -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    fd, tmp = tempfile.mkstemp(prefix=".audio-", suffix=".wav", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            with wave.open(handle, "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(RATE)
-                out.writeframes(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    def fill(tmp: Path) -> None:
+        with wave.open(str(tmp), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(RATE)
+            out.writeframes(data)
+
+    write_atomic(path, fill, mode=0o644)

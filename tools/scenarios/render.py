@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 
+from edge_app.atomic import write_atomic, write_bytes_atomic
 from tools.scenarios import audio, sources
 from tools.scenarios.catalog import POSES, PROPS, PhoneProp, StudioPose
 from tools.scenarios.compose import Camera, View, describe_view, scene_image
@@ -60,20 +59,6 @@ def render_key(spec_path: Path, spec: ScenarioSpec) -> str:
     return digest.hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def view_of(segment: Segment) -> View:
     return View(camera=segment.camera, candidate=segment.candidate, extras=tuple(segment.extras),
                 props=tuple(segment.props))
@@ -86,27 +71,24 @@ def write_video(spec: ScenarioSpec, path: Path) -> int:
     for seg in spec.segments:  # cut-outs first: a missing input fails before any video is written
         scene_image(assets, view_of(seg), 0.0)
     camera = Camera(spec.seed, frames, spec.fps)
-    tmp = path.parent / f".{path.stem}-partial.avi"
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), spec.fps, tuple(spec.frame_size))
-    try:
-        if not writer.isOpened():
-            raise OSError(f"{tmp}: OpenCV cannot write MJPG video here")
-        seg_index = 0
-        for k in range(frames):
-            t = k / spec.fps
-            while seg_index + 1 < len(spec.segments) and t >= spec.segments[seg_index].end - 1e-9:
-                seg_index += 1
-            segment = spec.segments[seg_index]
-            image = scene_image(assets, view_of(segment), t - segment.start)
-            writer.write(cv2.cvtColor(camera.capture(image, k), cv2.COLOR_RGB2BGR))
-        writer.release()
-        with tmp.open("rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        writer.release()
-        tmp.unlink(missing_ok=True)
-        raise
+
+    def fill(tmp: Path) -> None:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter.fourcc(*"MJPG"), spec.fps, tuple(spec.frame_size))
+        try:
+            if not writer.isOpened():
+                raise OSError(f"{tmp}: OpenCV cannot write MJPG video here")
+            seg_index = 0
+            for k in range(frames):
+                t = k / spec.fps
+                while seg_index + 1 < len(spec.segments) and t >= spec.segments[seg_index].end - 1e-9:
+                    seg_index += 1
+                segment = spec.segments[seg_index]
+                image = scene_image(assets, view_of(segment), t - segment.start)
+                writer.write(cv2.cvtColor(camera.capture(image, k), cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+
+    write_atomic(path, fill, mode=0o644)
     return frames
 
 
@@ -150,8 +132,8 @@ def render(spec_path: Path, out_root: Path = OUT, force: bool = False) -> Render
     frames = write_video(spec, folder / VIDEO)
     audio.write_wav(folder / AUDIO, samples)
     truth = truth_of(spec, frames, key)
-    atomic_write_bytes(folder / TRUTH, (json.dumps(truth, indent=1) + "\n").encode())
-    atomic_write_bytes(key_file, key.encode())
+    write_bytes_atomic(folder / TRUTH, (json.dumps(truth, indent=1) + "\n").encode(), mode=0o644)
+    write_bytes_atomic(key_file, key.encode(), mode=0o644)
     return Rendered(spec.name, folder, skipped=False)
 
 
