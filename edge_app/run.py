@@ -1,10 +1,12 @@
 """``python -m edge_app run --config FILE``: one session, messages printed as they happen.
 
-SIGTERM and SIGINT stop the session cleanly: running alerts are ended, pending clips written.
+SIGTERM and SIGINT stop the session cleanly: running alerts are ended, pending clips written. With a
+``[link]`` section the unit is connected (edge_app.connected): alerts also go to the bridge as signed events.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import signal
@@ -12,10 +14,16 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
 
 from edge_app.capture.base import SourceError
 from edge_app.config import ConfigError, load
+
+if TYPE_CHECKING:
+    from edge_app.vision.models import VisionModels
 
 log = logging.getLogger("edge_app")
 
@@ -32,6 +40,17 @@ def format_message(message: dict[str, Any]) -> str:
         verdict = "usable" if message["usable"] else "not usable: " + " ".join(message["guidance"])
         return f"{message['t']:8.2f}s  calibrated: placement {verdict}"
     return f"{message.get('t', 0):8.2f}s  {message.get('state', kind)}"
+
+
+def enroll_jpeg(models: VisionModels, photo: bytes) -> Any:
+    """The face template of an enrolled photo as the bridge sends it (JPEG or PNG bytes); ValueError when the
+    photo is unreadable or holds no usable face."""
+    from edge_app.vision.identity import enroll
+
+    image = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError("the enrolled photo is not a readable image")
+    return enroll(models, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 def run_session(path: Path, text: bool = False) -> int:
@@ -55,8 +74,25 @@ def run_session(path: Path, text: bool = False) -> int:
             print(f"error: identity.enrolled {config.identity.enrolled}: {exc}", file=sys.stderr)
             return 2
 
+    printing = threading.Lock()  # the link's thread prints refused commands: one whole line at a time
+
     def emit(message: dict[str, Any]) -> None:
-        print(format_message(message) if text else json.dumps(message), flush=True)
+        line = format_message(message) if text else json.dumps(message)
+        with printing:
+            print(line, flush=True)
+
+    device = None
+    if config.link is not None:
+        from edge_app.connected import ConnectedDevice
+        from edge_app.link.outbox import OutboxError
+        from edge_app.protocol.keys import DeviceKeyError
+
+        try:
+            device = ConnectedDevice(config, config.link, functools.partial(enroll_jpeg, models))
+        except (OSError, ValueError, DeviceKeyError, OutboxError) as exc:
+            print(f"error: link: {exc}", file=sys.stderr)
+            return 2
+        device.emit_local = emit
 
     stop = threading.Event()
 
@@ -66,12 +102,19 @@ def run_session(path: Path, text: bool = False) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    runner = SessionRunner(config, emit, models, template)
+    runner = SessionRunner(config, device.emit if device else emit, models, template,
+                           on_frame=device.on_frame if device else None)
+    if device is not None:
+        device.attach(runner)
+        device.start()
     try:
         stats = runner.run(stop)
     except SourceError as exc:
         print(f"error: camera: {exc}", file=sys.stderr)
         return 3
+    finally:
+        if device is not None:
+            device.stop()
     fps = stats.frames / stats.wall_seconds if stats.wall_seconds else 0.0
     log.info("session over: %d frames analysed (%.1f/s), %d dropped, %d alerts", stats.frames, fps,
              stats.dropped, stats.alerts)

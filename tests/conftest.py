@@ -8,6 +8,7 @@ each must have in ``INVIGIL_REQUIRE_RUNTIMES``, so a broken environment fails in
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 
 from edge_app.vision.preprocess import read_rgb
 from edge_app.vision.runtime import available_runtimes
+from tests.mosquitto import Mosquitto
 from tools.fixtures import photo as fixture_photo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,3 +55,12 @@ def photo():
         return cache[name]
 
     return load
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real Mosquitto on a free loopback port (skips with the install command when there is none)."""
+    server = Mosquitto(tmp_path / "broker")
+    server.start()
+    yield server
+    server.kill()

@@ -9,11 +9,8 @@ cut every connection without an MQTT DISCONNECT (a lost network) or swallow what
 from __future__ import annotations
 
 import contextlib
-import getpass
-import os
-import shutil
+import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -21,23 +18,18 @@ from pathlib import Path
 
 import pytest
 
-INSTALL = "apt-get install -y mosquitto"
+from tools.mosquitto import INSTALL, BrokerProcess, anonymous_conf, free_port
+from tools.mosquitto import mosquitto_binary as find_binary
+
 WAIT_SECONDS = 10.0
 
 
 def mosquitto_binary() -> str:
     """The broker's path; skips the test when Mosquitto is not installed (it lives in sbin on Debian)."""
-    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
-    binary = shutil.which("mosquitto", path=search)
+    binary = find_binary()
     if binary is None:
         pytest.skip(f"mosquitto is not installed: {INSTALL}")
     return binary
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], object], seconds: float = WAIT_SECONDS, what: str = "condition") -> None:
@@ -50,72 +42,27 @@ def wait_for(condition: Callable[[], object], seconds: float = WAIT_SECONDS, wha
     raise AssertionError(f"timed out after {seconds:g} s waiting for {what}")
 
 
-class Mosquitto:
-    """``start()``, ``stop()`` (SIGTERM: persistence is saved), ``kill()``, ``restart()``; same port throughout."""
+class Mosquitto(BrokerProcess):
+    """A broker in ``workdir``: ``start()``, ``stop()`` (SIGTERM: persistence is saved), ``kill()``,
+    ``restart()``; same port throughout (tools/mosquitto.py)."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.binary = mosquitto_binary()
+    def __init__(self, workdir: Path, conf_text: str | None = None) -> None:
+        """``conf_text``: a whole configuration to run instead of the default anonymous one; the port is its
+        first ``listener``'s, and as root it needs a ``user`` line (the temp folder is not the mosquitto user's)."""
+        binary = mosquitto_binary()
         self.workdir = workdir
-        self.port = free_port()
-        self.conf = workdir / "mosquitto.conf"
-        self.log = workdir / "mosquitto.log"
+        conf = workdir / "mosquitto.conf"
         (workdir / "data").mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence true\n"
-            f"persistence_location {workdir / 'data'}/\n"
-            f"user {getpass.getuser()}\n"  # as root, stay root (the temp folder is not the mosquitto user's)
-            "log_dest stderr\n"
-            "log_type error\nlog_type warning\nlog_type notice\n"
-        )
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        if self._process is not None:
-            raise RuntimeError("broker already running")
-        with self.log.open("ab") as output:  # the child keeps its own copy of the descriptor
-            self._process = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=output, stderr=output)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._process = None
-                raise RuntimeError(f"mosquitto exited at start: {self._log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"mosquitto did not accept connections on port {self.port} within {WAIT_SECONDS:g} s")
-
-    def stop(self) -> None:
-        if self._process is None:
-            return
-        self._process.terminate()
-        try:
-            self._process.wait(WAIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(WAIT_SECONDS)
-        self._process = None
-
-    def kill(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-            self._process.wait(WAIT_SECONDS)
-            self._process = None
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def _log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+        if conf_text is not None:
+            listener = re.search(r"^listener\s+(\d+)", conf_text, re.MULTILINE)
+            if listener is None:
+                raise ValueError("conf_text has no `listener <port>` line")
+            port = int(listener.group(1))
+            conf.write_text(conf_text)
+        else:
+            port = free_port()
+            conf.write_text(anonymous_conf(port, workdir / "data"))
+        super().__init__(conf, port, workdir / "mosquitto.log", binary)
 
 
 class LinkCutter:
@@ -125,6 +72,7 @@ class LinkCutter:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.hold_replies = False
+        self.accepted = 0  # connections relayed so far (a client's connection attempts)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self._listener.settimeout(0.1)
         self.port = int(self._listener.getsockname()[1])
@@ -157,6 +105,7 @@ class LinkCutter:
                 continue
             except OSError:
                 return
+            self.accepted += 1
             try:
                 broker = socket.create_connection(("127.0.0.1", self.target_port), timeout=2)
             except OSError:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Install the Debian packages Invigil needs (Mosquitto broker, PortAudio for the microphone, espeak-ng for
-# the speech the voice-activity tests synthesize).
+# the speech the voice-activity tests synthesize, Chromium and its driver for the proctor page test).
 # As root it runs apt-get; otherwise it prints the exact command and carries on.
 set -euo pipefail
-packages=(mosquitto mosquitto-clients portaudio19-dev espeak-ng)
+packages=(mosquitto mosquitto-clients portaudio19-dev espeak-ng chromium chromium-driver)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

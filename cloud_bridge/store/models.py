@@ -1,8 +1,9 @@
-"""Tables: devices (registry and chain state), events (unique by event id), dead letters (with a reason)."""
+"""Tables: devices (registry, chain state, health), events (unique by event id), dead letters (with a reason),
+exam sessions and their pairing, proctor alerts (what proctors see), evidence snapshots and API tokens."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -15,14 +16,18 @@ class Device(Base):
 
     device_id: Mapped[str] = mapped_column(String(14), primary_key=True)
     public_key: Mapped[str] = mapped_column(Text)  # Ed25519, PEM
-    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
-    last_hash: Mapped[str] = mapped_column(String(32), default="")
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # every event up to this one is stored
     status: Mapped[str] = mapped_column(String(16), default="unknown")  # online / offline / unknown
-    last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch seconds
+    last_seen: Mapped[float | None] = mapped_column(Float, nullable=True)  # epoch seconds, any message
+    mqtt_password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)  # Mosquitto $7$ hash
+    status_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # when status last changed
+    stats: Mapped[str | None] = mapped_column(Text, nullable=True)  # the last heartbeat, JSON
+    stats_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class EventRow(Base):
     __tablename__ = "events"
+    __table_args__ = (Index("ix_events_device_seq", "device_id", "seq"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(32), unique=True)  # idempotency: one row per event
@@ -36,6 +41,7 @@ class EventRow(Base):
     alert_id: Mapped[str] = mapped_column(String(32), index=True)  # the start event's id (its own for a start)
     evidence: Mapped[str | None] = mapped_column(String(32), nullable=True)
     flag: Mapped[str | None] = mapped_column(String(16), nullable=True)  # gap / replayed / broken_chain
+    prev_hash: Mapped[str] = mapped_column(String(32), default="")  # the event's h: checked against its neighbour
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     received_at: Mapped[float] = mapped_column(Float)
 
@@ -49,3 +55,69 @@ class DeadLetter(Base):
     reason: Mapped[str] = mapped_column(String(24), index=True)
     detail: Mapped[str] = mapped_column(Text)
     received_at: Mapped[float] = mapped_column(Float)
+
+
+class ExamSession(Base):
+    """One candidate's exam session: created by the PC client, paired with a device by its code."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    exam_id: Mapped[str] = mapped_column(String(64), index=True)
+    candidate_id: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(12), index=True)  # waiting / paired / ended
+    pairing_code: Mapped[str | None] = mapped_column(String(8), unique=True, nullable=True)  # None once used
+    code_expires_at: Mapped[float] = mapped_column(Float)
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.device_id"), index=True, nullable=True)
+    photo: Mapped[bytes] = mapped_column(LargeBinary)  # the enrolled photo, JPEG
+    rules: Mapped[str | None] = mapped_column(Text, nullable=True)  # rule overrides sent to the device, JSON
+    offline_alert: Mapped[str | None] = mapped_column(String(32), nullable=True)  # open device_offline alert
+    created_at: Mapped[float] = mapped_column(Float)
+    paired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class ProctorAlert(Base):
+    """An alert as proctors see it: a paired device event, or device_offline raised by the bridge."""
+
+    __tablename__ = "proctor_alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.session_id"), index=True)
+    exam_id: Mapped[str] = mapped_column(String(64), index=True)
+    device_id: Mapped[str] = mapped_column(String(14))
+    event_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)  # None: the bridge's
+    alert_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(24))
+    phase: Mapped[str] = mapped_column(String(8))
+    severity: Mapped[str] = mapped_column(String(8))
+    confidence: Mapped[float] = mapped_column(Float)
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    evidence: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    flag: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class Evidence(Base):
+    """A snapshot uploaded by a device, accepted only when a stored event carries its digest."""
+
+    __tablename__ = "evidence"
+
+    digest: Mapped[str] = mapped_column(String(32), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(14))
+    content_type: Mapped[str] = mapped_column(String(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    uploaded_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A bearer token for the HTTP API; only its SHA-256 is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(12))  # client (PC exam software) / proctor
+    label: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

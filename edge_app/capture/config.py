@@ -68,6 +68,9 @@ class ScenarioSourceConfig(BaseModel):
     path: Path = Field(..., description="folder holding video.avi, truth.json and optionally audio.wav")
     realtime: bool = Field(default=False, description="pace frames to the wall clock like a live camera, so a slow "
                            "analysis drops frames (False: every frame as fast as it is read, deterministic)")
+    screen: Path | None = Field(default=None, description="an image shown on the candidate's PC screen, composited "
+                                "into every frame while the file exists; the demo's PC client writes its pairing "
+                                "QR code there")
 
 
 FrameSourceConfig = Annotated[

@@ -3,10 +3,12 @@
 Frames carry media time. ``realtime=False`` delivers every frame as fast as it is read, for deterministic
 evaluation. ``realtime=True`` behaves like a camera: each frame is delivered at its media time on the wall
 clock, and frames whose time has passed while the reader was busy are skipped (the index shows the gap).
+With ``screen`` set, the image in that file is shown on the candidate's PC screen (edge_app/capture/screen.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -17,6 +19,7 @@ from edge_app.capture.base import Frame, FrameSource, SourceError, register_sour
 from edge_app.capture.config import ScenarioSourceConfig, WavAudioConfig
 from edge_app.capture.opencv_src import VideoFileReader
 from edge_app.capture.pacing import Clock, Pacer, Sleep
+from edge_app.capture.screen import ScreenOverlay
 from edge_app.capture.wav import WavAudioSource
 
 VIDEO, AUDIO, TRUTH = "video.avi", "audio.wav", "truth.json"
@@ -35,6 +38,7 @@ class ScenarioSource(FrameSource):
         self.folder = Path(config.path)
         self._pacer = Pacer(clock, sleep)
         self._video = VideoFileReader(self.folder / VIDEO, label="scenario video")
+        self.screen = ScreenOverlay(config.screen, clock) if config.screen is not None else None
         self._opened = False
         self.skipped = 0  # frames passed over in realtime mode because their time had gone
 
@@ -61,7 +65,7 @@ class ScenarioSource(FrameSource):
         if not self._opened:
             raise SourceError(f"scenario {self.folder}: read before open()")
         if not self.config.realtime:
-            return self._video.read()
+            return self._show_screen(self._video.read())
         period = 1.0 / (self._video.fps or 30.0)
         while self._video.next_index * period + period <= self._pacer.elapsed():
             if not self._video.skip():  # its successor is already due: a camera would have replaced it
@@ -70,7 +74,12 @@ class ScenarioSource(FrameSource):
         frame = self._video.read()
         if frame is not None:
             self._pacer.wait_until(frame.t)
-        return frame
+        return self._show_screen(frame)
+
+    def _show_screen(self, frame: Frame | None) -> Frame | None:
+        if frame is None or self.screen is None:
+            return frame
+        return dataclasses.replace(frame, image=self.screen.apply(frame.image))
 
     def close(self) -> None:
         self._video.close()

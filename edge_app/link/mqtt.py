@@ -1,80 +1,62 @@
 """The device's MQTT link: publishes the outbox with QoS 1 and deletes an event only on the broker's PUBACK.
 
-One worker thread owns everything network: it connects (MQTT v5, clean start, retained ``offline`` last
-will), announces a retained ``online`` birth status, publishes pending outbox rows oldest first with at
+One worker thread owns everything network: it connects (MQTT v5, a persistent session so the bridge's
+commands wait at the broker while the unit is away, a retained ``offline`` last will delayed by
+``will_delay``), announces a retained ``online`` birth status, publishes pending outbox rows oldest first with at
 most ``inflight_max`` unacknowledged, and acks a row in the outbox only in ``on_publish`` for that
 message. A lost connection loses nothing: the rows are still in the outbox and go out again after the
 reconnect (the bridge drops duplicates by event id). Each connection uses a fresh paho client, so no
 stale in-flight message is resent from a previous connection. Reconnects back off exponentially with
 jitter between ``backoff_min`` and ``backoff_max``; every wait is bounded.
+
+Besides events, the link carries the unit's other traffic on the same connection: ``send()`` publishes a
+heartbeat or pairing request when connected (not durable), and signed commands from the bridge on
+``cmd/<name>`` are handed to ``on_command`` (subscribed on every connect).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from edge_app.protocol import device_topic
+from edge_app.protocol.transport import BrokerConnection, new_client, status_payload
 
 log = logging.getLogger(__name__)
 
 CONNACK_SECONDS = 10.0  # how long a connection attempt may wait for the broker's CONNACK
 LOOP_SECONDS = 0.1  # network wait per turn: also how soon wake() and stop() are noticed
 POLL_SECONDS = 5.0  # re-read the outbox this often even without wake() (rows written by another process)
+EXTRA_MAX = 32  # stats and pair requests waiting for a connection, at most
 
 
-class MqttLinkConfig(BaseModel):
-    """Where the broker is and how this unit authenticates to it."""
+class MqttLinkConfig(BrokerConnection):
+    """The broker connection (edge_app.protocol.transport) and how the link paces its publishing."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(..., min_length=1, description="broker host name or IP address")
-    port: int = Field(1883, ge=1, le=65535, description="broker port (1883 plain; usually 8883 with TLS)")
-    tls: bool = Field(False, description="connect with TLS (the broker's certificate is verified)")
-    ca_file: Path | None = Field(None, description="CA certificate(s) that sign the broker's certificate (PEM); "
-                                 "None: the system's trusted CAs; needs tls")
-    cert_file: Path | None = Field(None, description="this unit's client certificate (PEM); needs tls and key_file")
-    key_file: Path | None = Field(None, description="private key of cert_file (PEM); needs tls and cert_file")
-    username: str | None = Field(None, min_length=1, description="MQTT user name (per-device credentials)")
-    password_file: Path | None = Field(None, description="file holding the MQTT password (one line; never the "
-                                       "password itself in the config); needs username")
-    keepalive: int = Field(30, ge=5, le=65535, description="seconds between pings when idle; the broker "
-                           "publishes the last will after 1.5x this without traffic")
     backoff_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay in seconds")
     backoff_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay in seconds (doubling "
                                "from backoff_min)")
+    session_expiry: int = Field(86_400, ge=0, le=30 * 86_400, description="seconds the broker keeps this unit's "
+                                "session while it is away, queueing the bridge's commands for it")
+    will_delay: int = Field(10, ge=0, le=3600, description="seconds the broker waits before publishing the "
+                            "offline last will, so a reconnect within it raises no alarm")
     inflight_max: int = Field(20, ge=1, le=1000, description="QoS 1 events published but not yet acknowledged, "
                               "at most")
 
-    @field_validator("ca_file", "cert_file", "key_file", "password_file")
-    @classmethod
-    def _is_file(cls, path: Path | None) -> Path | None:
-        if path is not None and not path.is_file():
-            raise ValueError(f"{path} is not a file")
-        return path
-
     @model_validator(mode="after")
-    def _consistent(self) -> MqttLinkConfig:
-        files = [name for name in ("ca_file", "cert_file", "key_file") if getattr(self, name) is not None]
-        if files and not self.tls:
-            raise ValueError(f"{', '.join(files)} set but tls is false: set tls = true or remove them")
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file go together (the client certificate and its private key)")
-        if self.password_file is not None and self.username is None:
-            raise ValueError("password_file needs username")
+    def _backoff(self) -> MqttLinkConfig:
         if self.backoff_min > self.backoff_max:
             raise ValueError(f"backoff_min {self.backoff_min} is above backoff_max {self.backoff_max}")
         return self
@@ -93,14 +75,6 @@ def backoff_delay(attempt: int, low: float, high: float) -> float:
     return min(high, low * 2.0 ** min(attempt, 40))
 
 
-def status_payload(state: str, now_ms: int | None = None) -> bytes:
-    """The retained status message: ``{"state":"online","t":<ms>}``; ``t`` left out when None."""
-    fields: dict[str, Any] = {"state": state}
-    if now_ms is not None:
-        fields["t"] = now_ms
-    return json.dumps(fields, separators=(",", ":")).encode("ascii")
-
-
 def _ok(reason: ReasonCode | int) -> bool:
     return not reason.is_failure if isinstance(reason, ReasonCode) else reason == 0
 
@@ -109,13 +83,17 @@ class MqttLink:
     """Publishes the outbox to the broker from a background thread until stopped."""
 
     def __init__(self, config: MqttLinkConfig, device_id: str, outbox: PendingEvents,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 on_command: Callable[[str, bytes], None] | None = None) -> None:
         self.config, self.device_id, self._outbox, self._clock = config, device_id, outbox, clock
+        self.on_command = on_command  # (name, payload) for each message on cmd/<name>, on the link's thread
+        self.command_topic = device_topic(device_id, "cmd/+")
+        self._extra: deque[tuple[str, bytes, int]] = deque(maxlen=EXTRA_MAX)  # stats and pair requests
         self.status_topic = device_topic(device_id, "status")  # also checks the device id
         self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._stop_deadline = 0.0
-        self._connected = self._refused = self._dirty = False
+        self._connected = self._refused = self._dirty = self._subscribed = False
         self._sent = self._acked = 0
         self._inflight: dict[int, str] = {}  # paho message id -> event id, awaiting PUBACK
         self._held: set[str] = set()  # refused or unpublishable: kept in the outbox, retried next connection
@@ -125,6 +103,11 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def subscribed(self) -> bool:
+        """Connected and the broker confirmed the cmd/+ subscription: commands published now reach on_command."""
+        return self._connected and self._subscribed
 
     @property
     def sent(self) -> int:
@@ -141,6 +124,14 @@ class MqttLink:
             raise RuntimeError("MqttLink.start() called twice")
         self._thread = threading.Thread(target=self._run, name=f"mqtt-link-{self.device_id}", daemon=True)
         self._thread.start()
+
+    def send(self, leaf: str, payload: bytes, qos: int = 0) -> None:
+        """Publish ``payload`` on this device's ``leaf`` topic (stats, pair) when connected.
+
+        Not durable: while the broker is away, the newest EXTRA_MAX such messages wait, older ones are
+        dropped (a heartbeat or pairing request is worth sending again, not keeping)."""
+        self._extra.append((device_topic(self.device_id, leaf), payload, qos))
+        self._wake.set()
 
     def wake(self) -> None:
         """New events are in the outbox: publish them now rather than at the next poll."""
@@ -165,7 +156,7 @@ class MqttLink:
                     attempt = 0
             except Exception:
                 log.exception("MQTT link %s: unexpected error; reconnecting", self.device_id)
-            self._connected = False
+            self._connected = self._subscribed = False
             self._inflight.clear()
             self._held.clear()
             longest = backoff_delay(attempt, self.config.backoff_min, self.config.backoff_max)
@@ -174,21 +165,13 @@ class MqttLink:
 
     def _new_client(self) -> mqtt.Client:
         cfg = self.config
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.device_id,
-                             protocol=MQTTProtocolVersion.MQTTv5)
-        client.on_connect, client.on_disconnect, client.on_publish = (
-            self._on_connect, self._on_disconnect, self._on_publish)
+        client = new_client(cfg, self.device_id)
+        client.on_connect, client.on_disconnect, client.on_publish, client.on_message, client.on_subscribe = (
+            self._on_connect, self._on_disconnect, self._on_publish, self._on_message, self._on_subscribe)
         client.max_inflight_messages_set(cfg.inflight_max)
-        client.will_set(self.status_topic, status_payload("offline"), qos=1, retain=True)
-        if cfg.username is not None:
-            password = None
-            if cfg.password_file is not None:
-                password = cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            client.tls_set(ca_certs=str(cfg.ca_file) if cfg.ca_file else None,
-                           certfile=str(cfg.cert_file) if cfg.cert_file else None,
-                           keyfile=str(cfg.key_file) if cfg.key_file else None)
+        will = Properties(PacketTypes.WILLMESSAGE)
+        will.WillDelayInterval = cfg.will_delay  # a broker restart or a short outage raises no offline alarm
+        client.will_set(self.status_topic, status_payload("offline"), qos=1, retain=True, properties=will)
         return client
 
     def _session(self) -> bool:
@@ -197,7 +180,9 @@ class MqttLink:
         self._refused = False
         try:
             client = self._new_client()
-            client.connect(cfg.host, cfg.port, cfg.keepalive, clean_start=True)
+            session = Properties(PacketTypes.CONNECT)
+            session.SessionExpiryInterval = cfg.session_expiry  # commands sent while away wait at the broker
+            client.connect(cfg.host, cfg.port, cfg.keepalive, clean_start=False, properties=session)
         except (OSError, ValueError) as exc:  # unreachable broker, TLS failure, unreadable password file
             log.warning("MQTT link %s: cannot connect to %s:%d: %s", self.device_id, cfg.host, cfg.port, exc)
             return False
@@ -215,6 +200,7 @@ class MqttLink:
             if self._wake.is_set() or self._dirty or self._clock() >= next_poll:
                 self._wake.clear()
                 self._publish_pending(client)
+                self._publish_extra(client)
                 next_poll = self._clock() + POLL_SECONDS
             if client.loop(LOOP_SECONDS) != MQTTErrorCode.MQTT_ERR_SUCCESS or not self._connected:
                 log.warning("MQTT link %s: connection lost; unacknowledged events stay in the outbox", self.device_id)
@@ -250,8 +236,23 @@ class MqttLink:
             self._sent += 1
             room -= 1
 
+    def _publish_extra(self, client: mqtt.Client) -> None:
+        while self._extra and self._connected:
+            # Taken before publishing: send() may append meanwhile, and a full deque then drops its oldest.
+            topic, payload, qos = item = self._extra.popleft()
+            try:
+                info = client.publish(topic, payload, qos=qos)
+            except (ValueError, TypeError) as exc:
+                log.warning("MQTT link %s: message to %r not publishable: %s", self.device_id, topic, exc)
+                continue
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                self._extra.appendleft(item)  # the connection is going: keep it for the next one
+                return
+
     def _say_offline(self, client: mqtt.Client) -> None:
-        """Clean stop: retained ``offline`` (waiting for its PUBACK until the stop deadline), then DISCONNECT."""
+        """Clean stop: the waiting stats and pair requests, the retained ``offline`` (waiting for its PUBACK until
+        the stop deadline), then DISCONNECT."""
+        self._publish_extra(client)  # a last heartbeat sent just before stop() goes out ahead of ``offline``
         info = client.publish(self.status_topic, status_payload("offline", int(time.time() * 1000)), qos=1,
                               retain=True)
         self._offline_mid = info.mid
@@ -275,11 +276,28 @@ class MqttLink:
         self._inflight.clear()
         self._held.clear()
         client.publish(self.status_topic, status_payload("online", int(time.time() * 1000)), qos=1, retain=True)
+        if self.on_command is not None:
+            client.subscribe(self.command_topic, qos=1)
         log.info("MQTT link %s: connected to %s:%d", self.device_id, self.config.host, self.config.port)
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[ReasonCode],
+                      _properties: Properties | None) -> None:
+        self._subscribed = all(_ok(reason) for reason in reasons)
+        if not self._subscribed:
+            log.warning("MQTT link %s: broker refused the command subscription: %s", self.device_id, reasons)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        name = message.topic.rsplit("/", 1)[-1]
+        if self.on_command is None:
+            return
+        try:
+            self.on_command(name, bytes(message.payload))
+        except Exception:  # a bad command never stops the link
+            log.exception("MQTT link %s: command %s failed", self.device_id, name)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
                        _properties: Properties | None) -> None:
-        self._connected = False
+        self._connected = self._subscribed = False
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
                     _properties: Properties | None) -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from cloud_bridge.sessions import Sessions
 from cloud_bridge.store import Store
+from tests.bridge.parts import Clock, register
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -35,3 +37,16 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     with admin.begin() as connection:
         connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sessions(store: Store, clock: Clock) -> Sessions:
+    """Sessions over ``store`` with two registered units (unit-1, unit-2) and a settable clock."""
+    register(store, "unit-1")
+    register(store, "unit-2")
+    return Sessions(store, pairing_ttl=900.0, clock=clock)

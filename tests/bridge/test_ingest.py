@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import DeadLetter, EventRow
-from edge_app.link.keys import public_pem
+from cloud_bridge.store.models import DeadLetter, Device, EventRow
 from edge_app.protocol import Event, chain_hash, encode_event, new_event_id
+from edge_app.protocol.keys import public_pem
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 INTRUDER = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
@@ -46,11 +47,41 @@ def test_events_are_stored_once_in_order(store: Store) -> None:
     assert count(store, EventRow) == 3 and count(store, DeadLetter) == 0
 
 
-def test_a_lost_event_is_flagged_as_a_gap(store: Store) -> None:
+def test_a_lost_event_is_flagged_as_a_gap_once_the_hole_has_lasted(store: Store) -> None:
+    now = [1000.0]
+    ingest = Ingestor(store, clock=lambda: now[0])
+    ingest.register("unit-1", public_pem(KEY))
+    payloads = events(5)
+    outcomes = [ingest.handle(TOPIC, p) for p in (payloads[0], payloads[2], payloads[3])]
+    assert [(o.status, o.reason) for o in outcomes] == [("stored", None)] * 3  # event 2 may still be on its way
+    assert ingest.flag_gaps(gap_after=30) == []
+    now[0] += 31
+    assert ingest.flag_gaps(gap_after=30) == [("unit-1", 2, 2)]
+    assert ingest.flag_gaps(gap_after=30) == []  # reported once
+    assert ingest.handle(TOPIC, payloads[4]).reason is None
+    with store.session() as session:
+        flags = {seq: flag for seq, flag in session.execute(select(EventRow.seq, EventRow.flag))}
+    assert flags == {1: None, 3: "gap", 4: None, 5: None}
+
+
+@pytest.mark.parametrize("order", [(2, 1, 3, 4), (4, 3, 2, 1), (1, 3, 2, 4), (3, 1, 4, 2)])
+def test_events_out_of_order_from_several_workers_raise_no_flag(store: Store, order: tuple[int, ...]) -> None:
     ingest = ingestor(store)
     payloads = events(4)
-    outcomes = [ingest.handle(TOPIC, p) for p in (payloads[0], payloads[2], payloads[3])]
-    assert [(o.status, o.reason) for o in outcomes] == [("stored", None), ("stored", "gap"), ("stored", None)]
+    assert [ingest.handle(TOPIC, payloads[n - 1]).reason for n in order] == [None] * 4
+    assert ingest.flag_gaps(gap_after=0) == []
+    with store.session() as session:
+        assert session.scalar(select(Device.last_seq).where(Device.device_id == "unit-1")) == 4
+
+
+def test_an_altered_event_breaks_the_chain_whichever_neighbour_arrives_first(store: Store) -> None:
+    ingest = ingestor(store)
+    honest = events(3)
+    altered = Event(event_id=new_event_id(), device_id="unit-1", seq=2, time_ms=1, kind="phone", phase="start",
+                    severity="critical", confidence=0.9, prev_hash=chain_hash(honest[0]))
+    assert ingest.handle(TOPIC, honest[2]).reason is None
+    # event 3's h is the hash of the real event 2, so the altered one does not fit before it
+    assert ingest.handle(TOPIC, encode_event(altered, KEY)).reason == "broken_chain"
 
 
 def test_rewritten_history_is_flagged_as_a_broken_chain(store: Store) -> None:

@@ -1,13 +1,17 @@
-"""The `python -m edge_app` command line: detect and models."""
+"""The `python -m edge_app` command line: detect, models, pair and key."""
 
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_app.__main__ import main
+from edge_app.pairing import PAIR_FILE, take_pair_code
+from edge_app.protocol.keys import load_or_create_key, public_pem
 from tools.fixtures import photo
 
 
@@ -63,3 +67,69 @@ def test_models_lists_every_model(models_dir: Path, capsys: pytest.CaptureFixtur
     for name in ("detector", "pose", "face_detector", "face_landmarks", "face_embedding"):
         assert f"{name} (" in out
     assert "FAIL" not in out
+
+
+def unit_config(folder: Path, link: str = "") -> Path:
+    """A unit's TOML config in ``folder`` whose data_dir is ``folder/data`` (relative, as on a unit)."""
+    config = folder / "edge.toml"
+    config.write_text(f'device_id = "unit-7"\ndata_dir = "data"\n[camera]\ntype = "scenario"\npath = "scn"\n{link}')
+    return config
+
+
+def test_pair_leaves_the_typed_code_for_the_running_unit(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    config = unit_config(tmp_path)
+    assert main(["pair", "--config", str(config), "abcd-efgh"]) == 0
+    assert "ABCDEFGH" in capsys.readouterr().out
+    assert (tmp_path / "data" / PAIR_FILE).read_bytes() == b"ABCDEFGH\n"  # data_dir created on the way
+    assert take_pair_code(tmp_path / "data") == "ABCDEFGH"
+
+
+@pytest.mark.parametrize("code", ["ABCD-EFG0", "ABCDEFG", "ABCDEFGHJ", "ABCD EFGI"])
+def test_pair_rejects_a_bad_code(tmp_path: Path, capsys: pytest.CaptureFixture[str], code: str) -> None:
+    config = unit_config(tmp_path)
+    assert main(["pair", "--config", str(config), code]) == 2
+    assert "bad_code" in capsys.readouterr().err
+    assert not (tmp_path / "data" / PAIR_FILE).exists()
+
+
+def test_pair_with_an_unusable_config_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text('device_id = "Unit 7"\n')
+    assert main(["pair", "--config", str(config), "ABCDEFGH"]) == 2
+    err = capsys.readouterr().err
+    assert "device_id" in err and "camera" in err
+
+
+def test_key_prints_the_public_key_and_creates_it_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = unit_config(tmp_path)
+    assert main(["key", "--config", str(config)]) == 0
+    first = capsys.readouterr().out
+    key_file = tmp_path / "data" / "device.key"
+    assert first.startswith("-----BEGIN PUBLIC KEY-----\n") and first.endswith("-----END PUBLIC KEY-----\n")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    created = key_file.read_bytes()
+    assert main(["key", "--config", str(config)]) == 0
+    assert capsys.readouterr().out == first and key_file.read_bytes() == created
+    assert public_pem(load_or_create_key(key_file)) == first
+
+
+def test_key_uses_the_link_sections_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """link.bridge_key is relative to the config's folder, link.key_file to data_dir."""
+    bridge = Ed25519PrivateKey.generate()
+    (tmp_path / "bridge.pub").write_text(public_pem(bridge))
+    config = unit_config(tmp_path, '[link]\nbridge_key = "bridge.pub"\nkey_file = "keys/unit.key"\n'
+                                   '[link.broker]\nhost = "127.0.0.1"\n')
+    assert main(["key", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert out == public_pem(load_or_create_key(tmp_path / "data" / "keys" / "unit.key"))
+    assert not (tmp_path / "data" / "device.key").exists()
+
+
+def test_key_refuses_a_key_file_that_is_not_a_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = unit_config(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "device.key").write_text("not a key\n")
+    assert main(["key", "--config", str(config)]) == 2
+    assert "cannot be read as a PEM private key" in capsys.readouterr().err
+    assert (tmp_path / "data" / "device.key").read_text() == "not a key\n"  # never replaced

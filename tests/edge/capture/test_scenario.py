@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
+import cv2
+import numpy as np
 import pytest
 
 from edge_app.capture import ScenarioSource, ScenarioSourceConfig, SourceError, build_source, load_truth
+from edge_app.capture.screen import SCREEN_QUAD
+from edge_app.config import parse
 from tests.edge.capture.media import FakeClock, frame_number, tone, write_avi, write_wav
 
 TRUTH: dict[str, Any] = {
@@ -147,3 +153,109 @@ def test_load_truth_rejects_non_objects(tmp_path: Path, text: str, message: str)
 def test_load_truth_missing(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"truth file .*truth\.json: not found"):
         load_truth(tmp_path)
+
+
+# --- the candidate's PC screen (edge_app/capture/screen.py) -------------------------------------------------
+
+SCREEN_SIZE = (320, 240)
+BACKDROP = 90  # grey level of the synthetic scenario frames
+
+
+def screen_scenario(folder: Path, frames: int = 8) -> Path:
+    folder.mkdir()
+    image = np.full((SCREEN_SIZE[1], SCREEN_SIZE[0], 3), BACKDROP, np.uint8)
+    write_avi(folder / "video.avi", [image] * frames, fps=10)
+    (folder / "truth.json").write_text(json.dumps({**TRUTH, "frame_size": list(SCREEN_SIZE)}))
+    return folder
+
+
+def show(path: Path, level: int, stamp: int) -> None:
+    """Put a uniform ``level`` PNG on the PC screen; ``stamp`` (s) is its mtime, so every change is seen."""
+    assert cv2.imwrite(str(path), np.full((60, 60), level, np.uint8))
+    os.utime(path, (stamp, stamp))
+
+
+def screen_centre(image: np.ndarray) -> float:
+    """Mean grey level around the middle of the screen quad."""
+    corners = np.array(SCREEN_QUAD) * SCREEN_SIZE
+    cx, cy = corners.mean(axis=0).astype(int)
+    return float(image[cy - 3:cy + 4, cx - 3:cx + 4].mean())
+
+
+def outside_screen(image: np.ndarray) -> np.ndarray:
+    """The frame with the screen quad's bounding box blanked."""
+    corners = np.array(SCREEN_QUAD) * SCREEN_SIZE
+    (x1, y1), (x2, y2) = np.floor(corners.min(axis=0)).astype(int), np.ceil(corners.max(axis=0)).astype(int)
+    out = image.copy()
+    out[y1:y2 + 1, x1:x2 + 1] = 0
+    return out
+
+
+def read_all(source: ScenarioSource, clock: FakeClock, steps: list[float]) -> list[np.ndarray]:
+    """One frame per step, after moving the clock on by that many seconds."""
+    images = []
+    for step in steps:
+        clock.now += step
+        frame = source.read()
+        assert frame is not None
+        images.append(frame.image)
+    return images
+
+
+def test_screen_overlay_follows_the_file(tmp_path: Path) -> None:
+    folder = screen_scenario(tmp_path / "s")
+    with build_source({"type": "scenario", "path": str(folder)}) as plain:
+        reference = [frame.image for frame in iter(plain.read, None)]
+    screen = tmp_path / "screen.png"
+    show(screen, 255, 1_000_000)
+    clock = FakeClock()
+    source = ScenarioSource(ScenarioSourceConfig(path=folder, screen=screen), clock=clock, sleep=clock.sleep)
+    assert source.screen is not None
+    source.open()
+    white = source.read()
+    assert white is not None and screen_centre(white.image) > 220 and source.screen.showing
+    assert np.array_equal(outside_screen(white.image), outside_screen(reference[0]))  # the person is untouched
+    show(screen, 0, 1_000_100)
+    images = read_all(source, clock, [0.2, 0.4])  # looked at again 0.5 s after the last look, not per frame
+    assert screen_centre(images[0]) > 220 and screen_centre(images[1]) < 40
+    screen.unlink()  # the PC client hides the code once paired
+    images = read_all(source, clock, [0.1, 0.5, 0.1])
+    assert screen_centre(images[0]) < 40
+    assert np.array_equal(images[1], reference[5]) and np.array_equal(images[2], reference[6])
+    assert not source.screen.showing
+    source.close()
+
+
+def test_corrupt_screen_image_shows_nothing_and_warns_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = screen_scenario(tmp_path / "s")
+    with build_source({"type": "scenario", "path": str(folder)}) as plain:
+        reference = [frame.image for frame in iter(plain.read, None)]
+    screen = tmp_path / "screen.png"
+    screen.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)  # a PNG signature, then rubbish
+    clock = FakeClock()
+    source = ScenarioSource(ScenarioSourceConfig(path=folder, screen=screen), clock=clock, sleep=clock.sleep)
+    source.open()
+    with caplog.at_level(logging.WARNING, logger="edge_app.capture.screen"):
+        images = read_all(source, clock, [0.0, 0.6, 0.6, 0.6])
+    assert all(np.array_equal(image, ref) for image, ref in zip(images, reference, strict=False))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "not an image OpenCV can decode" in warnings[0].getMessage()
+    show(screen, 255, 1_000_000)  # the client rewrites it properly: the screen comes back
+    assert screen_centre(read_all(source, clock, [0.6])[0]) > 220
+    source.close()
+
+
+def test_missing_screen_file_shows_nothing(tmp_path: Path) -> None:
+    folder = screen_scenario(tmp_path / "s", frames=2)
+    with build_source({"type": "scenario", "path": str(folder)}) as plain:
+        reference = plain.read()
+    with build_source({"type": "scenario", "path": str(folder), "screen": str(tmp_path / "none.png")}) as source:
+        frame = source.read()
+    assert reference is not None and frame is not None and np.array_equal(frame.image, reference.image)
+
+
+def test_config_resolves_the_screen_path_beside_the_config(tmp_path: Path) -> None:
+    config = parse({"device_id": "unit-1", "data_dir": "data",
+                    "camera": {"type": "scenario", "path": "s", "screen": "pc/qr.png"}}, environ={}, base=tmp_path)
+    assert isinstance(config.camera, ScenarioSourceConfig)
+    assert config.camera.screen == tmp_path / "pc" / "qr.png" and config.camera.path == tmp_path / "s"

@@ -83,21 +83,6 @@ def put_events(outbox: Outbox, count: int) -> list[str]:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    server = Mosquitto(tmp_path / "broker")
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    box = Outbox(tmp_path / "outbox.db")
-    yield box
-    box.close()
-
-
-@pytest.fixture
 def links() -> Iterator[list[MqttLink]]:
     """Links to stop at the end of the test, whatever happened."""
     started: list[MqttLink] = []
@@ -106,8 +91,10 @@ def links() -> Iterator[list[MqttLink]]:
         link.stop(5)
 
 
-def start_link(links: list[MqttLink], port: int, outbox: Outbox, inflight_max: int = 20) -> MqttLink:
-    config = MqttLinkConfig(host="127.0.0.1", port=port, backoff_min=0.05, backoff_max=0.3, inflight_max=inflight_max)
+def start_link(links: list[MqttLink], port: int, outbox: Outbox, inflight_max: int = 20,
+               will_delay: int = 0) -> MqttLink:
+    config = MqttLinkConfig(host="127.0.0.1", port=port, backoff_min=0.05, backoff_max=0.3, inflight_max=inflight_max,
+                            will_delay=will_delay)
     link = MqttLink(config, DEVICE, outbox)
     links.append(link)
     link.start()
@@ -180,6 +167,25 @@ def test_birth_is_retained_last_will_on_lost_connection_offline_on_stop(
         assert retained_status(broker.port) == ("offline", True)
         wait_for(lambda: observer.statuses()[-1] == ("offline", False), what="offline at the subscriber")
         assert "t" in observer.last_status()  # published by stop(); the last will has no time
+    finally:
+        observer.close()
+        cutter.close()
+
+
+def test_a_reconnect_within_the_will_delay_raises_no_offline_status(
+        broker: Mosquitto, outbox: Outbox, links: list[MqttLink]) -> None:
+    cutter = LinkCutter(broker.port)
+    observer = Observer(broker.port, "observer")
+    try:
+        link = start_link(links, cutter.port, outbox, will_delay=30)
+        wait_for(lambda: link.connected, what="the link to connect")
+        wait_for(lambda: observer.statuses() == [("online", False)], what="the birth")
+        cutter.cut()  # no DISCONNECT: without the delay the broker would publish the last will now
+        wait_for(lambda: observer.statuses().count(("online", False)) == 2, what="the birth after reconnecting")
+        put_events(outbox, 1)
+        link.wake()
+        wait_for(lambda: outbox.count() == 0, what="an event after the reconnect")
+        assert ("offline", False) not in observer.statuses()  # the will waited, and the unit was back in time
     finally:
         observer.close()
         cutter.close()

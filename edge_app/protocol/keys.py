@@ -1,4 +1,4 @@
-"""The device's Ed25519 signing key: created once at provisioning, kept in a 0600 file, never sent."""
+"""Ed25519 signing keys (a device's, the bridge's): created once, kept in a 0600 file, never sent."""
 
 from __future__ import annotations
 

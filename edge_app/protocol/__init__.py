@@ -57,7 +57,7 @@ class ProtocolError(ValueError):
 
 def device_topic(device_id: str, leaf: str) -> str:
     """``invigil/v1/dev/<device>/<leaf>`` (leaf: event, status, stats or cmd/<name>)."""
-    if not DEVICE_ID.match(device_id):
+    if not DEVICE_ID.fullmatch(device_id):
         raise ProtocolError("bad_device", f"device id {device_id!r} must be 3-14 of a-z, 0-9 and '-'")
     return f"{PREFIX}/dev/{device_id}/{leaf}"
 
@@ -150,18 +150,27 @@ def encode_event(event: Event, key: Ed25519PrivateKey) -> bytes:
     return payload
 
 
-def decode_event(payload: bytes, public_key: Ed25519PublicKey | None) -> Event:
-    """Parse and check one payload; ``public_key`` None checks everything but the signature."""
-    if len(payload) > MAX_EVENT_BYTES:
-        raise ProtocolError("oversized", f"{len(payload)} bytes, at most {MAX_EVENT_BYTES}")
+def load_message(payload: bytes, max_bytes: int, what: str) -> dict[str, Any]:
+    """The JSON object of a version-1 message, or ProtocolError (oversized, malformed, unknown_version)."""
+    if len(payload) > max_bytes:
+        raise ProtocolError("oversized", f"{what}: {len(payload)} bytes, at most {max_bytes}")
     try:
         fields = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("malformed", f"not JSON: {exc}") from None
+        raise ProtocolError("malformed", f"{what}: not JSON: {exc}") from None
+    except RecursionError:  # a few KiB of '[' nest deeper than the parser goes
+        raise ProtocolError("malformed", f"{what}: JSON nested too deeply") from None
     if not isinstance(fields, dict):
-        raise ProtocolError("malformed", "not a JSON object")
-    if fields.get("v") != VERSION:
-        raise ProtocolError("unknown_version", f"schema version {fields.get('v')!r}, this side speaks {VERSION}")
+        raise ProtocolError("malformed", f"{what}: not a JSON object")
+    if type(fields.get("v")) is not int or fields["v"] != VERSION:  # JSON true == 1 in Python
+        raise ProtocolError("unknown_version", f"{what}: schema version {fields.get('v')!r}, this side speaks "
+                                               f"{VERSION}")
+    return fields
+
+
+def decode_event(payload: bytes, public_key: Ed25519PublicKey | None) -> Event:
+    """Parse and check one payload; ``public_key`` None checks everything but the signature."""
+    fields = load_message(payload, MAX_EVENT_BYTES, "event")
     _check(fields, payload)
     if public_key is not None:
         signed = canonical({k: v for k, v in fields.items() if k != "sig"})
@@ -195,7 +204,7 @@ def _check(fields: dict[str, Any], payload: bytes) -> None:
         if key in fields and not isinstance(fields[key], str):
             raise ProtocolError("malformed", f"{key} must be a string")
     unb64(fields["id"], 16, "id")
-    if not DEVICE_ID.match(fields["d"]):
+    if not DEVICE_ID.fullmatch(fields["d"]):
         raise ProtocolError("malformed", f"device id {fields['d']!r} must be 3-14 of a-z, 0-9 and '-'")
     _int(fields, "n", 1, 999_999_999)
     _int(fields, "t", 0, 9_999_999_999_999)  # ms since 1970, through the year 2286

@@ -9,7 +9,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from edge_app.link.keys import DeviceKeyError, load_or_create_key, public_pem
+from edge_app.protocol.keys import DeviceKeyError, load_or_create_key, public_pem
 
 
 def test_created_once_private_and_stable(tmp_path: Path) -> None:

@@ -1,0 +1,165 @@
+"""Command line of the cloud bridge: ``python -m cloud_bridge COMMAND`` (or ``invigil-bridge``).
+
+Commands:
+  --validate-config FILE                       check a config; exit 0 if usable, 2 with every problem
+  serve --config FILE                          run the consumers, the health sweeper and the HTTP API
+  device add --config FILE ID --public-key PEM --password-out FILE
+                                               register a unit (its signing key and a new MQTT password)
+  device list --config FILE                    the registry with each unit's health
+  token create --config FILE --role ROLE --label TEXT
+                                               a new API token (client or proctor), printed once
+  broker-config --config FILE --out DIR [--port N] [--proctor NAME:PASSWORD_FILE] [--reload PID]
+                                               Mosquitto config, password file and ACL from the registry
+  key --config FILE                            the bridge's public key (PEM) that units verify commands with
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from cloud_bridge.config import ConfigError, load
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cloud_bridge", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--validate-config", type=Path, metavar="FILE", help="check a config file and exit")
+    commands = parser.add_subparsers(dest="command")
+
+    def command(name: str, help_text: str, parent: argparse._SubParsersAction | None = None) -> argparse.ArgumentParser:
+        sub = (parent or commands).add_parser(name, help=help_text)
+        sub.add_argument("--config", type=Path, required=True, metavar="FILE", help="the bridge's TOML config")
+        return sub
+
+    command("serve", "run the bridge")
+    device = commands.add_parser("device", help="the device registry").add_subparsers(dest="action", required=True)
+    add = command("add", "register a unit", device)
+    add.add_argument("device_id")
+    add.add_argument("--public-key", type=Path, required=True, help="the unit's public key (python -m edge_app key)")
+    add.add_argument("--password-out", type=Path, required=True, help="write the unit's new MQTT password here "
+                     "(0600; copy it to the unit's password_file)")
+    command("list", "list the registered units", device)
+    token = commands.add_parser("token", help="API tokens").add_subparsers(dest="action", required=True)
+    create = command("create", "create a token", token)
+    create.add_argument("--role", choices=("client", "proctor"), required=True)
+    create.add_argument("--label", required=True, help="who holds it (to revoke it later)")
+    broker = command("broker-config", "write Mosquitto's config, passwords and ACL from the registry")
+    broker.add_argument("--out", type=Path, required=True, metavar="DIR")
+    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--port", type=int, default=1883)
+    broker.add_argument("--proctor", action="append", default=[], metavar="NAME:PASSWORD_FILE",
+                        help="a read-only proctor account for the alerts topics")
+    broker.add_argument("--reload", type=int, metavar="PID", help="then SIGHUP that Mosquitto")
+    command("key", "print the bridge's public key")
+    return parser
+
+
+def _serve(config_path: Path) -> int:
+    from cloud_bridge.app import Bridge
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    bridge = Bridge(load(config_path))
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    bridge.start()
+    print(f"bridge serving on {bridge.url}", flush=True)
+    stop.wait()
+    bridge.stop()
+    return 0
+
+
+def _broker_config(args: argparse.Namespace) -> int:
+    from cloud_bridge.broker import BrokerUser, hash_password, reload_broker, write_broker_files
+    from cloud_bridge.ingest import Ingestor
+    from cloud_bridge.store import Store
+
+    config = load(args.config)
+    mqtt = config.mqtt
+    if mqtt.username is None or mqtt.password_file is None:
+        print("error: mqtt.username and mqtt.password_file must be set: the bridge needs its own account",
+              file=sys.stderr)
+        return 2
+    users = [BrokerUser(mqtt.username, hash_password(mqtt.password_file.read_text().strip()), "bridge")]
+    for entry in args.proctor:
+        name, _, password_file = entry.partition(":")
+        users.append(BrokerUser(name, hash_password(Path(password_file).read_text().strip()), "proctor"))
+    store = Store(config.database_url)
+    devices = Ingestor(store).devices()
+    store.close()
+    users += [BrokerUser(d.device_id, d.mqtt_password_hash, "device") for d in devices if d.mqtt_password_hash]
+    files = write_broker_files(args.out, users, args.host, args.port)
+    print(f"wrote {files.conf}, {files.passwords} and {files.acl}: {len(users)} accounts")
+    if args.reload:
+        reload_broker(args.reload)
+    return 0
+
+
+def _registry(args: argparse.Namespace) -> int:
+    from cloud_bridge.broker import hash_password, new_password
+    from cloud_bridge.ingest import Ingestor
+    from cloud_bridge.store import Store
+    from cloud_bridge.tokens import Tokens
+    from edge_app.protocol.keys import load_or_create_key, public_pem
+
+    config = load(args.config)
+    if args.command == "key":
+        print(public_pem(load_or_create_key(config.key_file)), end="")
+        return 0
+    store = Store(config.database_url)
+    try:
+        if args.command == "token":
+            print(Tokens(store).create(args.role, args.label))
+        elif args.action == "add":
+            password = new_password()
+            Ingestor(store).register(args.device_id, args.public_key.read_text(), hash_password(password))
+            fd = os.open(args.password_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: make it private first
+            with os.fdopen(fd, "w") as out:
+                out.write(password + "\n")
+            print(f"registered {args.device_id}; its MQTT password is in {args.password_out}; "
+                  "run broker-config --reload to let it in")
+        else:
+            for d in Ingestor(store).devices():
+                print(f"{d.device_id:<15} {d.status:<8} last seen {d.last_seen or 0:.0f}  events {d.last_seq}")
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.validate_config is not None:
+            load(args.validate_config)
+            print(f"{args.validate_config}: ok")
+            return 0
+        if args.command is None:
+            parser.error("a command is required, or --validate-config FILE")
+        if args.command == "serve":
+            return _serve(args.config)
+        if args.command == "broker-config":
+            return _broker_config(args)
+        return _registry(args)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

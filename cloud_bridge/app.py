@@ -1,0 +1,94 @@
+"""The running bridge: store, publisher, consumers, the health sweeper and the HTTP server, in order.
+
+``Bridge(config).start()`` brings everything up; ``stop()`` takes it down in reverse. The HTTP server is
+waitress (threads; each open proctor page holds one).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from waitress.server import create_server
+
+from cloud_bridge.config import BridgeConfig
+from cloud_bridge.mqtt import Consumer, Publisher
+from cloud_bridge.services import Services
+from cloud_bridge.store import Store
+from cloud_bridge.web import create_app, stop_server
+from edge_app.protocol.keys import load_or_create_key
+
+log = logging.getLogger(__name__)
+SWEEP_SECONDS = 2.0
+
+
+class Bridge:
+    def __init__(self, config: BridgeConfig, http: bool = True) -> None:
+        self.config = config
+        self.store = Store(config.database_url)
+        self.key = load_or_create_key(config.key_file)
+        self.publisher = Publisher(config.mqtt)
+        self.services = Services.build(self.store, self.publisher.publish, self.key, pairing_ttl=config.pairing_ttl,
+                                       offline_after=config.offline_after, offline_grace=config.offline_grace,
+                                       rules=config.rules)
+        self.services.limits = {"upload": config.http.max_upload_bytes, "photo": config.http.max_photo_bytes}
+        self.consumers = [Consumer(config.mqtt, index, self.services.dispatcher.handle)
+                          for index in range(config.mqtt.workers)]
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.server: Any = None
+        self.app = create_app(self.services)
+        if http:
+            # lookahead 1: waitress notices a closed proctor tab while its event stream waits
+            self.server = create_server(self.app, host=config.http.host, port=config.http.port,
+                                        threads=config.http.threads, channel_timeout=3600,
+                                        channel_request_lookahead=1, ident="invigil-bridge")
+
+    @property
+    def url(self) -> str:
+        if self.server is None:
+            raise RuntimeError("the bridge runs without HTTP")
+        return f"http://{self.server.effective_host}:{self.server.effective_port}"
+
+    def start(self) -> None:
+        if not self.services.tokens.any():
+            log.warning("no API tokens yet: create one with `python -m cloud_bridge token create --role client`")
+        self.publisher.start()
+        for consumer in self.consumers:
+            consumer.start()
+        self._spawn("bridge-sweeper", self._sweep)
+        if self.server is not None:
+            self._spawn("bridge-http", self.server.run)
+            log.info("bridge HTTP on %s", self.url)
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(SWEEP_SECONDS):
+            try:
+                self.services.health.sweep()
+                self.services.ingestor.flag_gaps(self.config.gap_after)
+            except Exception:  # a busy database: try again at the next turn
+                log.exception("health sweep failed")
+
+    def wait_connected(self, timeout: float = 10.0) -> bool:
+        return all(c.connected.wait(timeout) for c in self.consumers) and self.publisher.connected.wait(timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.server is not None:
+            if any(thread.name == "bridge-http" for thread in self._threads):
+                stop_server(self.server, self.app)  # close() alone leaves open streams and their threads
+            else:  # never started: release the port
+                self.server.close()
+                self.server.task_dispatcher.shutdown()
+        for consumer in self.consumers:
+            consumer.stop()
+        self.publisher.stop()
+        for thread in self._threads:
+            thread.join(5.0)
+        self.store.close()

@@ -1,0 +1,57 @@
+"""Each device's sequence numbers and hash chain, checked in any arrival order.
+
+Several consumers share the device topics, so one device's events can be stored out of order. Each event
+is therefore checked against its stored neighbours (the previous event's hash must match its ``h``, the
+next event's ``h`` must match its hash) whenever either arrives, and a device's ``last_seq`` is the
+watermark below which every event is stored. A hole above the watermark is a *gap* only when it has lasted
+``gap_after`` seconds: then the first event after it is flagged ``gap`` and the watermark moves on, so each
+loss is reported once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cloud_bridge.store.models import Device, EventRow
+from edge_app.protocol import Event, chain_hash
+
+
+def neighbour_flag(session: Session, event: Event, payload: bytes) -> str | None:
+    """``replayed`` (this sequence number is stored already under another id), ``broken_chain`` (a neighbour's
+    hash does not match: altered history) or None."""
+    rows = session.execute(select(EventRow.seq, EventRow.payload, EventRow.prev_hash).where(
+        EventRow.device_id == event.device_id, EventRow.seq.in_((event.seq - 1, event.seq, event.seq + 1)))).all()
+    by_seq = {seq: (stored, prev_hash) for seq, stored, prev_hash in rows}
+    if event.seq in by_seq:
+        return "replayed"
+    if event.seq - 1 in by_seq and chain_hash(by_seq[event.seq - 1][0]) != event.prev_hash:
+        return "broken_chain"
+    if event.seq + 1 in by_seq and by_seq[event.seq + 1][1] != chain_hash(payload):
+        return "broken_chain"
+    return None
+
+
+def advance(session: Session, device: Device) -> None:
+    """Move the device's watermark over every event now stored right above it."""
+    while session.scalar(select(EventRow.id).where(EventRow.device_id == device.device_id,
+                                                   EventRow.seq == device.last_seq + 1)) is not None:
+        device.last_seq += 1
+
+
+def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str, int, int]]:
+    """Flag holes older than ``gap_after`` seconds; (device, first missing, last missing) for each."""
+    found = []
+    holes = session.execute(select(Device, func.min(EventRow.seq)).join(
+        EventRow, (EventRow.device_id == Device.device_id) & (EventRow.seq > Device.last_seq))
+        .group_by(Device.device_id)).all()
+    for device, first_after in holes:
+        row = session.scalar(select(EventRow).where(EventRow.device_id == device.device_id,
+                                                    EventRow.seq == first_after))
+        if row is None or row.received_at > now - gap_after:
+            continue
+        found.append((device.device_id, device.last_seq + 1, first_after - 1))
+        row.flag = row.flag or "gap"
+        device.last_seq = first_after
+        advance(session, device)
+    return found

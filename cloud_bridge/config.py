@@ -1,0 +1,124 @@
+"""The bridge's one root config (TOML), validated in full before anything starts.
+
+``load(path)`` reads the file and applies ``INVIGIL_BRIDGE__<FIELD>`` (``__`` between levels) environment
+overrides, e.g. ``INVIGIL_BRIDGE__DATABASE_URL=postgresql+psycopg://...``; relative paths are relative to
+the file's folder. Errors name the file, the field and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge_app.protocol.commands import MAX_PHOTO_BYTES
+from edge_app.protocol.transport import BrokerConnection
+
+ENV_PREFIX = "INVIGIL_BRIDGE__"
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message lists every problem as ``field: reason``."""
+
+
+class MqttConfig(BrokerConnection):
+    """The broker connection of the consumers and the publisher."""
+
+    workers: int = Field(2, ge=1, le=32, description="consumers sharing the device topics ($share/bridge/...)")
+    client_prefix: str = Field("invigil-bridge", pattern=r"^[A-Za-z0-9_-]{1,40}$",
+                               description="client ids are <prefix>-<n>; keep them stable: the broker keeps each "
+                               "one's session and queues messages for it while the bridge restarts")
+    session_expiry: int = Field(86_400, ge=0, le=30 * 86_400,
+                                description="seconds the broker keeps a worker's session (and its queue) while "
+                                "it is away")
+
+
+class HttpConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field("127.0.0.1", description="address the HTTP API and proctor pages listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port (0: any free port, for tests)")
+    threads: int = Field(16, ge=2, le=256, description="server threads; each open proctor page holds one")
+    max_upload_bytes: int = Field(2_000_000, ge=10_000, le=50_000_000, description="largest evidence upload")
+    max_photo_bytes: int = Field(MAX_PHOTO_BYTES, ge=10_000, le=MAX_PHOTO_BYTES,
+                                 description="largest enrolled photo (it travels to the unit in a signed command)")
+
+
+class BridgeConfig(BaseModel):
+    """Everything the cloud bridge needs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    database_url: str = Field("sqlite:///bridge.db", min_length=1,
+                              description="SQLAlchemy URL: sqlite:///file.db (default) or postgresql+psycopg://...")
+    key_file: Path = Field(Path("bridge.key"), description="the bridge's Ed25519 key that signs device commands "
+                           "(created on first start, mode 0600); devices hold its public half")
+    mqtt: MqttConfig = Field(..., description="the broker")
+    http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
+    pairing_ttl: float = Field(900.0, gt=0, le=86_400, description="seconds a pairing code stays valid")
+    offline_after: float = Field(30.0, ge=5, le=3600, description="seconds without any message from a paired "
+                                 "device before device_offline is raised")
+    offline_grace: float = Field(5.0, ge=0, le=600, description="seconds a paired device may stay offline (its last "
+                                 "will) before device_offline is raised: a broker restart or a reconnect raises none")
+    gap_after: float = Field(30.0, ge=1, le=86_400, description="seconds a hole in a device's sequence numbers may "
+                             "last (events still on their way, out of order) before it is flagged as a gap")
+    rules: dict[str, Any] = Field(default_factory=dict, description="rule overrides sent to every device at session "
+                                  "start (the device's rules section: preset, per-kind thresholds)")
+
+
+def _apply_env(data: dict[str, Any], environ: dict[str, str], source: str) -> dict[str, Any]:
+    merged = json.loads(json.dumps(data, default=str))
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        path, holder = name[len(ENV_PREFIX):].lower().split("__"), merged
+        for key in path[:-1]:
+            holder = holder.setdefault(key, {})
+            if not isinstance(holder, dict):
+                raise ConfigError(f"{source}: {name}: {key} is not a section")
+        holder[path[-1]] = value
+    return merged
+
+
+def _resolve(data: dict[str, Any], base: Path) -> None:
+    # the default database and key live beside the file too, not wherever the bridge happens to start
+    data.setdefault("key_file", str(BridgeConfig.model_fields["key_file"].default))
+    data.setdefault("database_url", BridgeConfig.model_fields["database_url"].default)
+    for holder, key in ((data, "key_file"), *((data.get("mqtt"), k) for k in
+                        ("ca_file", "cert_file", "key_file", "password_file"))):
+        if isinstance(holder, dict) and isinstance(holder.get(key), str) and not Path(holder[key]).is_absolute():
+            holder[key] = str(base / holder[key])
+    url = data.get("database_url")
+    if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        data["database_url"] = f"sqlite:///{base / url[len('sqlite:///'):]}"
+
+
+def parse(data: dict[str, Any], source: str = "config", environ: dict[str, str] | None = None,
+          base: Path | None = None) -> BridgeConfig:
+    merged = _apply_env(data, dict(os.environ) if environ is None else environ, source)
+    if base is not None:
+        _resolve(merged, base)
+    try:
+        return BridgeConfig.model_validate(merged)
+    except ValidationError as exc:
+        lines = [f"{source}: {exc.error_count()} problem(s)"]
+        lines += [f"  {'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def load(path: Path, environ: dict[str, str] | None = None) -> BridgeConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror}") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, str(path), environ, path.resolve().parent)

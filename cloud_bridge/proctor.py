@@ -1,0 +1,119 @@
+"""What proctors see: paired alerts, republished to ``invigil/v1/proctor/<exam>/alerts`` and kept for the page.
+
+Every stored event of a device paired with an active session becomes a proctor alert (once: the event id
+is unique), with the exam, session and candidate. ``device_offline`` is raised here, by the bridge, when a
+paired device's last will arrives or it falls silent, and ended when it is back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from cloud_bridge.store import Store
+from cloud_bridge.store.models import ExamSession, ProctorAlert
+from edge_app.protocol import VERSION, Event, proctor_topic
+
+log = logging.getLogger(__name__)
+Publish = Callable[[str, bytes, int, bool], None]  # topic, payload, qos, retain
+
+
+def alert_message(row: ProctorAlert, candidate_id: str) -> dict[str, Any]:
+    """The proctor-facing form of an alert (the MQTT republish and the page's server-sent events)."""
+    return {"v": VERSION, "id": row.id, "exam": row.exam_id, "session": row.session_id, "candidate": candidate_id,
+            "device": row.device_id, "kind": row.kind, "phase": row.phase, "severity": row.severity,
+            "confidence": round(row.confidence, 2), "t": row.time_ms, "alert": row.alert_id, "event": row.event_id,
+            "evidence": row.evidence, "flag": row.flag}
+
+
+class ProctorFeed:
+    def __init__(self, store: Store, publish: Publish | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.publish, self.clock = store, publish, clock
+        self.changed = threading.Condition()  # notified on every new alert and health change (the live page)
+        self.version = 0
+
+    def notify(self) -> None:
+        with self.changed:
+            self.version += 1
+            self.changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Block until something changed after ``seen`` (or ``timeout``); the current version."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.version != seen, timeout)
+            return self.version
+
+    def on_event(self, event: Event, flag: str | None) -> dict[str, Any] | None:
+        """Record and republish a stored device event if its device is paired; the message, or None."""
+        try:
+            with self.store.session() as session, session.begin():  # one transaction: the read autobegins one
+                active = session.scalar(select(ExamSession).where(ExamSession.device_id == event.device_id,
+                                                                  ExamSession.state == "paired"))
+                if active is None:
+                    return None
+                row = ProctorAlert(session_id=active.session_id, exam_id=active.exam_id, device_id=event.device_id,
+                                   event_id=event.event_id, alert_id=event.alert_id or event.event_id,
+                                   kind=event.kind, phase=event.phase, severity=event.severity,
+                                   confidence=event.confidence, time_ms=event.time_ms, evidence=event.evidence,
+                                   flag=flag, created_at=self.clock())
+                candidate = active.candidate_id
+                session.add(row)
+        except IntegrityError:  # already recorded (another worker, or a resend)
+            return None
+        return self._deliver(row, candidate)
+
+    def device_offline(self, device_id: str, reason: str) -> dict[str, Any] | None:
+        """Start ``device_offline`` for the device's active session (once per outage)."""
+        return self._offline(device_id, start=True, detail=reason)
+
+    def device_back(self, device_id: str) -> dict[str, Any] | None:
+        """End the open ``device_offline`` of the device's active session, if any."""
+        return self._offline(device_id, start=False, detail="")
+
+    def _offline(self, device_id: str, start: bool, detail: str) -> dict[str, Any] | None:
+        now = self.clock()
+        with self.store.session() as session, session.begin():
+            active = session.scalar(select(ExamSession).where(ExamSession.device_id == device_id,
+                                                              ExamSession.state == "paired").with_for_update())
+            if active is None or (active.offline_alert is not None) == start:
+                return None
+            alert_id = uuid.uuid4().hex if start else active.offline_alert
+            assert alert_id is not None
+            active.offline_alert = alert_id if start else None
+            row = ProctorAlert(session_id=active.session_id, exam_id=active.exam_id, device_id=device_id,
+                               event_id=None, alert_id=alert_id, kind="device_offline",
+                               phase="start" if start else "end", severity="critical", confidence=1.0,
+                               time_ms=int(now * 1000), evidence=None, flag=None, created_at=now)
+            session.add(row)
+            candidate = active.candidate_id
+        log.warning("device %s %s (%s)", device_id, "offline during its session" if start else "back", detail)
+        return self._deliver(row, candidate)
+
+    def _deliver(self, row: ProctorAlert, candidate: str) -> dict[str, Any]:
+        message = alert_message(row, candidate)
+        if self.publish is not None:
+            try:
+                self.publish(proctor_topic(row.exam_id), json.dumps(message, separators=(",", ":")).encode(), 1,
+                             False)
+            except Exception as exc:  # the alert is stored; the page still shows it
+                log.warning("proctor republish of alert %s failed: %s", row.id, exc)
+        self.notify()
+        return message
+
+    def alerts(self, exam_id: str, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        """The exam's alerts after ``after_id``, oldest first."""
+        with self.store.session() as session:
+            rows = session.execute(
+                select(ProctorAlert, ExamSession.candidate_id)
+                .join(ExamSession, ExamSession.session_id == ProctorAlert.session_id)
+                .where(ProctorAlert.exam_id == exam_id, ProctorAlert.id > after_id)
+                .order_by(ProctorAlert.id).limit(limit)).all()
+            return [alert_message(row, candidate) for row, candidate in rows]

@@ -1,0 +1,37 @@
+"""The ``[link]`` section: how the unit reaches the cloud (broker, keys, evidence uploads, heartbeat)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge_app.link.mqtt import MqttLinkConfig
+
+
+class LinkConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    broker: MqttLinkConfig = Field(..., description="the MQTT broker and this unit's credentials")
+    bridge_key: Path = Field(..., description="the bridge's Ed25519 public key (PEM): commands not signed by it "
+                             "are refused")
+    key_file: Path = Field(Path("device.key"), description="this unit's Ed25519 signing key (created at first "
+                           "start, mode 0600; relative: under data_dir)")
+    outbox: Path = Field(Path("outbox.db"), description="the event outbox (SQLite; relative: under data_dir)")
+    uploads: Path = Field(Path("uploads.db"), description="evidence snapshots waiting for upload (SQLite; "
+                          "relative: under data_dir)")
+    evidence_url: str | None = Field(None, pattern=r"^https?://", description="the bridge's base URL for evidence "
+                                     "uploads (None: snapshots stay on the unit)")
+    stats_every: float = Field(10.0, ge=1, le=3600, description="seconds between heartbeats (stats)")
+    pair_every: float = Field(0.5, ge=0.1, le=10, description="seconds between looks for a pairing QR code while "
+                              "unpaired")
+
+    @field_validator("bridge_key")
+    @classmethod
+    def _is_file(cls, path: Path) -> Path:
+        if not path.is_file():
+            raise ValueError(f"{path} is not a file")
+        return path
+
+    def under(self, data_dir: Path, path: Path) -> Path:
+        return path if path.is_absolute() else data_dir / path

@@ -1,0 +1,67 @@
+"""The store's migrations on SQLite and PostgreSQL: the schema matches the models, 0002 keeps 0001's data,
+and both directions run."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from cloud_bridge.ingest import Ingestor
+from cloud_bridge.store import Store, migrate
+from cloud_bridge.store.db import _alembic
+from cloud_bridge.store.models import Base, Device, EventRow
+from edge_app.protocol.keys import public_pem
+from tests.bridge.parts import DEVICE_KEY, count, event_payloads, register
+
+NEW_TABLES = {"sessions", "proctor_alerts", "evidence", "api_tokens"}
+NEW_DEVICE_COLUMNS = {"mqtt_password_hash", "status_at", "stats", "stats_at"}
+
+
+def test_the_migrated_schema_matches_the_models(store: Store) -> None:
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
+
+
+def test_0002_keeps_the_data_of_0001_and_can_be_undone(store: Store) -> None:
+    command.downgrade(_alembic(store.url), "0001")
+    tables = set(inspect(store.engine).get_table_names())
+    assert not tables & NEW_TABLES and {"devices", "events", "dead_letters"} <= tables
+    assert not NEW_DEVICE_COLUMNS & {c["name"] for c in inspect(store.engine).get_columns("devices")}
+    public = public_pem(DEVICE_KEY)
+    with store.engine.begin() as connection:  # a 0001 database with a device that has sent one event
+        connection.execute(text("INSERT INTO devices (device_id, public_key, last_seq, last_hash, status) "
+                                "VALUES ('unit-1', :key, 1, 'h', 'online')"), {"key": public})
+        connection.execute(text(
+            "INSERT INTO events (event_id, device_id, seq, time_ms, kind, phase, severity, confidence, alert_id, "
+            "payload, received_at) VALUES ('e1', 'unit-1', 1, 5, 'phone', 'start', 'critical', 0.9, 'e1', :p, 1)"),
+            {"p": b"{}"})
+    migrate(store.url)
+    assert set(inspect(store.engine).get_table_names()) >= NEW_TABLES
+    with store.session() as session:
+        device = session.get(Device, "unit-1")
+        assert device is not None
+        assert (device.public_key, device.last_seq, device.status) == (public, 1, "online")
+        assert (device.mqtt_password_hash, device.stats, device.status_at) == (None, None, None)
+    assert count(store, EventRow) == 1
+    assert [d.device_id for d in Ingestor(store).devices()] == ["unit-1"]
+
+
+def test_migrating_again_changes_nothing(store: Store) -> None:
+    register(store, "unit-1")
+    migrate(store.url)
+    again = Store(store.url)
+    try:
+        assert [d.device_id for d in Ingestor(again).devices()] == ["unit-1"]
+    finally:
+        again.close()
+
+
+def test_a_new_store_takes_events_after_a_downgrade_and_upgrade(store: Store) -> None:
+    command.downgrade(_alembic(store.url), "base")
+    assert not {"devices", "events"} & set(inspect(store.engine).get_table_names())
+    migrate(store.url)
+    register(store, "unit-1")
+    assert Ingestor(store).handle("invigil/v1/dev/unit-1/event", event_payloads(1)[0]).status == "stored"

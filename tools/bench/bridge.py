@@ -1,0 +1,364 @@
+"""Bridge figures (`make bench`): events/s through the bridge against a null consumer, and proctor latency.
+
+One Mosquitto on a loopback port; N simulated devices (a paho client and an Ed25519 key each) publish
+pre-signed events at QoS 1 as fast as the PUBACKs allow, in runs on that one broker:
+- null consumer: W plain clients on the bridge's shared subscription that only count (first publish to last
+  receive): the ceiling set by the broker and the devices;
+- bridge: W cloud_bridge.mqtt.Consumer workers with the real Dispatcher on SQLite, and on PostgreSQL in a
+  throwaway schema when reachable (first publish to last event stored); the figure is bridge / null;
+- latency: each device paired with a session, a Publisher republishing to the proctor topic, events at a
+  steady rate: device publish to receive on invigil/v1/proctor/+/alerts, p50/p99 ms.
+Prints a table and writes build/bench/bridge.json atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from sqlalchemy import create_engine, func, select, text
+
+from cloud_bridge.config import MqttConfig
+from cloud_bridge.mqtt import SHARE_GROUP, Consumer, Publisher
+from cloud_bridge.services import Services
+from cloud_bridge.store import Store
+from cloud_bridge.store.models import EventRow
+from edge_app.atomic import write_bytes_atomic
+from edge_app.protocol import PREFIX, Event, chain_hash, device_topic, encode_event, new_event_id
+from edge_app.protocol.keys import public_pem
+from tools.mosquitto import BrokerProcess, anonymous_conf, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+EVENTS = f"$share/{SHARE_GROUP}/{PREFIX}/dev/+/event"
+ALERTS = f"{PREFIX}/proctor/+/alerts"
+STALL_SECONDS = 15.0  # a run gives up when nothing new arrives for this long (messages lost)
+CONNECT_SECONDS = 10.0
+Batches = list[list[bytes]]  # each device's pre-signed payloads
+
+
+def wait(condition: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def connect(port: int, client_id: str, topics: Sequence[str] = (),
+            on_message: Callable[..., None] | None = None) -> mqtt.Client:
+    """A clean-session MQTT 5 client on 127.0.0.1:``port``, connected and with ``topics`` (QoS 1) subscribed."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
+    ready = threading.Event()
+    client.on_connect = lambda c, *_a: c.subscribe([(t, 1) for t in topics]) if topics else ready.set()
+    client.on_subscribe = lambda *_a: ready.set()
+    if on_message is not None:
+        client.on_message = on_message
+    client.connect("127.0.0.1", port, clean_start=True)
+    client.loop_start()
+    if not ready.wait(CONNECT_SECONDS):
+        raise RuntimeError(f"{client_id}: not connected and subscribed within {CONNECT_SECONDS:g} s")
+    return client
+
+
+def close(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+def stop(consumers: list[Consumer]) -> None:
+    for consumer in consumers:
+        consumer.stop()
+
+
+class Tally:
+    """The outcomes of the messages handled so far (thread-safe) and when the last ``counted`` one came."""
+
+    def __init__(self, counted: str) -> None:
+        self.counted, self.lock, self.outcomes = counted, threading.Lock(), Counter[str]()
+        self.done, self.last = 0, 0.0
+
+    def add(self, outcome: str) -> None:
+        now = time.perf_counter()
+        with self.lock:
+            self.outcomes[outcome] += 1
+            if outcome == self.counted:
+                self.done, self.last = self.done + 1, now
+
+    def wait(self, total: int) -> None:
+        """Until ``total`` messages are handled (whatever the outcome), or none is for STALL_SECONDS."""
+        seen, since = -1, time.monotonic()
+        while (handled := sum(self.outcomes.values())) < total and time.monotonic() - since < STALL_SECONDS:
+            if handled != seen:
+                seen, since = handled, time.monotonic()
+            time.sleep(0.005)
+
+    def figures(self, total: int, start: float, acked: float) -> dict[str, Any]:
+        seconds = max(self.last - start, 1e-9)
+        return {"events": total, "counted": self.done, "lost": total - sum(self.outcomes.values()),
+                "seconds": round(seconds, 3), "events_per_s": round(self.done / seconds, 1),
+                "publish_seconds": round(acked - start, 3), "outcomes": dict(self.outcomes)}
+
+
+@dataclass
+class Device:
+    device_id: str
+    key: Ed25519PrivateKey
+    client: mqtt.Client
+
+    def signed(self, count: int) -> list[tuple[str, bytes]]:
+        """``count`` chained events from sequence 1 (a fresh store): (event id, payload)."""
+        out, previous, now_ms = [], "", int(time.time() * 1000)
+        for seq in range(1, count + 1):
+            event = Event(event_id=new_event_id(now_ms), device_id=self.device_id, seq=seq, time_ms=now_ms + seq,
+                          kind="phone", phase="start", severity="critical", confidence=0.9, prev_hash=previous,
+                          box=(0.1, 0.2, 0.3, 0.4))
+            out.append((event.event_id, encode_event(event, self.key)))
+            previous = chain_hash(out[-1][1])
+        return out
+
+    def publish(self, payload: bytes) -> None:
+        self.client.publish(device_topic(self.device_id, "event"), payload, qos=1)
+
+
+class Fleet:
+    """N devices, each its own paho client and key; counts the PUBACKs of their events."""
+
+    def __init__(self, port: int, count: int) -> None:
+        self.lock, self.acked, self.last_ack = threading.Lock(), 0, 0.0
+        self.devices = [Device(f"bench-{i:03d}", Ed25519PrivateKey.generate(), connect(port, f"bench-dev-{i}"))
+                        for i in range(count)]
+        for device in self.devices:
+            device.client.on_publish = self._acked
+
+    def _acked(self, *_args: Any) -> None:
+        now = time.perf_counter()
+        with self.lock:
+            self.acked, self.last_ack = self.acked + 1, now
+
+    def blast(self, batches: Batches) -> tuple[float, float]:
+        """Publish each device's batch, interleaved, as fast as QoS 1 allows; (first publish, last PUBACK)."""
+        target = self.acked + sum(len(batch) for batch in batches)
+        start = time.perf_counter()
+        for round_ in zip_longest(*batches):
+            for device, payload in zip(self.devices, round_, strict=True):
+                if payload is not None:
+                    device.publish(payload)
+        wait(lambda: self.acked >= target, STALL_SECONDS * 4)
+        return start, self.last_ack
+
+    def close(self) -> None:
+        for device in self.devices:
+            close(device.client)
+
+
+def null_run(port: int, fleet: Fleet, batches: Batches, workers: int) -> dict[str, Any]:
+    """W plain clients on the bridge's shared event subscription that only count."""
+    tally, total = Tally("received"), sum(len(b) for b in batches)
+    clients = [connect(port, f"bench-null-{i}", [EVENTS], lambda *_a: tally.add("received")) for i in range(workers)]
+    try:
+        start, acked = fleet.blast(batches)
+        tally.wait(total)
+    finally:
+        for client in clients:
+            close(client)
+    return tally.figures(total, start, acked)
+
+
+def start_bridge(port: int, services: Services, workers: int, name: str, tally: Tally) -> list[Consumer]:
+    """W Consumer workers handing every message to the Dispatcher, subscribed when this returns."""
+    def handle(topic: str, payload: bytes) -> str:
+        outcome = services.dispatcher.handle(topic, payload)
+        tally.add(outcome)
+        return outcome
+
+    # session_expiry 0: a run's shared-subscription sessions end with it and take no later run's messages
+    config = MqttConfig(host="127.0.0.1", port=port, workers=workers, client_prefix=f"bench-{name}",
+                        session_expiry=0)  # type: ignore[call-arg]
+    consumers = [Consumer(config, index, handle) for index in range(workers)]
+    subscribed = [threading.Event() for _ in consumers]
+    for consumer, ready in zip(consumers, subscribed, strict=True):
+        consumer.client.on_subscribe = lambda *_a, ready=ready: ready.set()
+        consumer.start()
+    if not all(ready.wait(CONNECT_SECONDS) for ready in subscribed):
+        stop(consumers)
+        raise RuntimeError(f"bridge consumers not subscribed within {CONNECT_SECONDS:g} s")
+    return consumers
+
+
+def bridge_run(port: int, fleet: Fleet, batches: Batches, workers: int, url: str, name: str) -> dict[str, Any]:
+    """W Consumer workers with the real Dispatcher on the store at ``url``: events/s stored, rows, chain flags."""
+    store, tally, total = Store(url), Tally("stored"), sum(len(b) for b in batches)
+    try:
+        services = Services.build(store)
+        for device in fleet.devices:
+            services.ingestor.register(device.device_id, public_pem(device.key))
+        consumers = start_bridge(port, services, workers, name, tally)
+        try:
+            start, acked = fleet.blast(batches)
+            tally.wait(total)
+        finally:
+            stop(consumers)
+        with store.session() as session:
+            rows = int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
+            flags = {str(flag): int(n) for flag, n in session.execute(
+                select(EventRow.flag, func.count()).where(EventRow.flag.is_not(None)).group_by(EventRow.flag))}
+    finally:
+        store.close()
+    return {**tally.figures(total, start, acked), "rows": rows, "flags": flags}
+
+
+def postgres_run(port: int, fleet: Fleet, batches: Batches, workers: int) -> dict[str, Any]:
+    """The bridge run on PostgreSQL in a throwaway schema; ``{"skipped": why}`` when no server answers."""
+    schema, admin = f"bench_{uuid.uuid4().hex[:12]}", create_engine(POSTGRES)
+    try:
+        with admin.begin() as connection:
+            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:
+        admin.dispose()
+        return {"skipped": f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}"[:300]}
+    try:
+        return bridge_run(port, fleet, batches, workers, f"{POSTGRES}?options=-csearch_path%3D{schema}", "pg")
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def latency_run(port: int, fleet: Fleet, workers: int, count: int, per_second: float) -> dict[str, Any]:
+    """Paired devices, events at a steady rate: device publish to receive on the proctor topic (SQLite)."""
+    photo = cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes()
+    received: dict[str, float] = {}
+    sent: dict[str, float] = {}
+
+    def on_alert(_client: Any, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        received[json.loads(message.payload)["event"]] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as folder:
+        store, tally = Store(f"sqlite:///{folder}/latency.db"), Tally("stored")
+        publisher = Publisher(MqttConfig(host="127.0.0.1", port=port, client_prefix="bench-lat",
+                                         session_expiry=0))  # type: ignore[call-arg]
+        publisher.start()
+        proctor, consumers = connect(port, "bench-proctor", [ALERTS], on_alert), list[Consumer]()
+        try:
+            if not publisher.connected.wait(CONNECT_SECONDS):
+                raise RuntimeError("the bridge's publisher did not connect")
+            services = Services.build(store, publisher.publish, Ed25519PrivateKey.generate())
+            for index, device in enumerate(fleet.devices):
+                services.ingestor.register(device.device_id, public_pem(device.key))
+                view = services.sessions.create(f"bench-exam-{index}", f"candidate-{index}", photo)
+                services.sessions.pair(device.device_id, view.pairing_code or "")
+            consumers = start_bridge(port, services, workers, "lat", tally)
+            per_device = [device.signed(math.ceil(count / len(fleet.devices))) for device in fleet.devices]
+            order = [(device, item) for round_ in zip(*per_device, strict=True)
+                     for device, item in zip(fleet.devices, round_, strict=True)][:count]
+            start = time.perf_counter()
+            for index, (device, (event_id, payload)) in enumerate(order):
+                time.sleep(max(0.0, start + index / per_second - time.perf_counter()))
+                sent[event_id] = time.perf_counter()
+                device.publish(payload)
+            tally.wait(len(order))
+            wait(lambda: len(received) >= tally.done, STALL_SECONDS)
+        finally:
+            stop(consumers)
+            close(proctor)
+            publisher.stop()
+            store.close()
+    millis = [(received[e] - t) * 1000 for e, t in sent.items() if e in received]
+    ms = {f"p{q}_ms": round(float(np.percentile(millis, q)), 2) if millis else None for q in (50, 99)}
+    return {"rate_per_s": per_second, "events": len(sent), "received": len(millis), **ms,
+            "max_ms": round(max(millis), 2) if millis else None, "outcomes": dict(tally.outcomes)}
+
+
+def bench(port: int, devices: int, events: int, workers: int, latency_events: int,
+          latency_rate: float) -> dict[str, Any]:
+    """Every run on the broker at 127.0.0.1:``port``; the report."""
+    fleet = Fleet(port, devices)
+    try:
+        batches = [[payload for _id, payload in device.signed(events)] for device in fleet.devices]
+        null = null_run(port, fleet, batches, workers)
+        with tempfile.TemporaryDirectory() as folder:
+            stores = {"sqlite": bridge_run(port, fleet, batches, workers, f"sqlite:///{folder}/bridge.db", "sqlite")}
+        stores["postgresql"] = postgres_run(port, fleet, batches, workers)
+        for run in stores.values():
+            if "events_per_s" in run:
+                run["ratio"] = round(run["events_per_s"] / null["events_per_s"], 4) if null["events_per_s"] else None
+        latency = latency_run(port, fleet, workers, latency_events, latency_rate)
+    finally:
+        fleet.close()
+    return {"devices": devices, "events_per_device": events, "workers": workers, "cpus": os.cpu_count(),
+            "null_consumer": null, "bridge": stores, "latency": latency}
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"bridge bench: {report['devices']} devices x {report['events_per_device']} events, "
+             f"{report['workers']} workers, {report['cpus']} cpus",
+             f"  {'run':<19}{'counted':>11}{'lost':>6}{'seconds':>9}{'events/s':>10}{'ratio':>8}  chain flags"]
+    for name, run in [("null consumer", report["null_consumer"]),
+                      *((f"bridge {db}", run) for db, run in report["bridge"].items())]:
+        if "skipped" in run:
+            lines.append(f"  {name:<19}skipped: {run['skipped'][:90]}")
+            continue
+        lines.append(f"  {name:<19}{run['counted']:>5}/{run['events']:<5}{run['lost']:>6}{run['seconds']:>9.2f}"
+                     f"{run['events_per_s']:>10.1f}{run.get('ratio') or 1.0:>8.4f}  {run.get('flags', '')}")
+    lat = report["latency"]
+    lines.append(f"  proctor latency at {lat['rate_per_s']:g}/s: {lat['received']}/{lat['events']} received, "
+                 f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms {lat['outcomes']}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], path: Path) -> None:
+    write_bytes_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--devices", type=int, default=10, help="simulated devices")
+    # sized for < 60 s on 2 cores
+    parser.add_argument("--events", type=int, default=100, help="events per device in the throughput runs")
+    parser.add_argument("--workers", type=int, default=2, help="consumers on the shared subscription")
+    parser.add_argument("--latency-events", type=int, default=250, help="events in the latency run")
+    parser.add_argument("--latency-rate", type=float, default=50.0, help="events/s (all devices) in the latency run")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench" / "bridge.json")
+    args = parser.parse_args(argv)
+    if min(args.devices, args.events, args.workers, args.latency_events) < 1 or args.latency_rate <= 0:
+        parser.error("sizes and the rate must be positive")
+    with tempfile.TemporaryDirectory() as folder:
+        port = free_port()
+        conf = Path(folder) / "mosquitto.conf"
+        conf.write_text(anonymous_conf(port, Path(folder)))
+        try:
+            broker = BrokerProcess(conf, port, Path(folder) / "mosquitto.log")
+        except RuntimeError as exc:  # not installed: the message has the install command
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        broker.start()
+        try:
+            report = bench(broker.port, args.devices, args.events, args.workers, args.latency_events,
+                           args.latency_rate)
+        finally:
+            broker.stop()
+    print(table(report))
+    write_report(report, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
