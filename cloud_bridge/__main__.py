@@ -11,6 +11,7 @@ Commands:
   broker-config --config FILE --out DIR [--port N] [--proctor NAME:PASSWORD_FILE] [--reload PID]
                                                Mosquitto config, password file and ACL from the registry
   key --config FILE                            the bridge's public key (PEM) that units verify commands with
+  dead-letters --config FILE [--replay REASON] rejected messages by reason; handle those of REASON again
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="a read-only proctor account for the alerts topics")
     broker.add_argument("--reload", type=int, metavar="PID", help="then SIGHUP that Mosquitto")
     command("key", "print the bridge's public key")
+    dead = command("dead-letters", "count rejected messages by reason, or handle those of one reason again")
+    dead.add_argument("--replay", metavar="REASON", help="e.g. internal (after a fix) or unknown_device (after "
+                      "registering it); commands are not sent from a replay")
     return parser
 
 
@@ -114,6 +118,8 @@ def _registry(args: argparse.Namespace) -> int:
     from edge_app.protocol.keys import load_or_create_key, public_pem
 
     config = load(args.config)
+    if args.command == "dead-letters":
+        return _dead_letters(config.database_url, args.replay)
     if args.command == "key":
         print(public_pem(load_or_create_key(config.key_file)), end="")
         return 0
@@ -133,6 +139,28 @@ def _registry(args: argparse.Namespace) -> int:
         else:
             for d in Ingestor(store).devices():
                 print(f"{d.device_id:<15} {d.status:<8} last seen {d.last_seen or 0:.0f}  events {d.last_seq}")
+    finally:
+        store.close()
+    return 0
+
+
+def _dead_letters(url: str, replay: str | None) -> int:
+    from sqlalchemy import func, select
+
+    from cloud_bridge.services import Services
+    from cloud_bridge.store import Store
+    from cloud_bridge.store.models import DeadLetter
+
+    store = Store(url)
+    try:
+        if replay is not None:
+            outcomes = Services.build(store).dispatcher.replay(replay)
+            print(f"replayed {sum(outcomes.values())} {replay} dead letters: "
+                  + (", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "none kept"))
+        with store.session() as session:
+            counts = session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all()
+        for reason, count in sorted(counts):
+            print(f"{reason:<16} {count}")
     finally:
         store.close()
     return 0

@@ -32,11 +32,16 @@ def neighbour_flag(session: Session, event: Event, payload: bytes) -> str | None
     return None
 
 
-def advance(session: Session, device: Device) -> None:
-    """Move the device's watermark over every event now stored right above it."""
-    while session.scalar(select(EventRow.id).where(EventRow.device_id == device.device_id,
-                                                   EventRow.seq == device.last_seq + 1)) is not None:
-        device.last_seq += 1
+def advance(session: Session, device: Device, seq: int | None = None) -> None:
+    """Move the device's watermark over ``seq`` (an event being stored) and every stored event right above it."""
+    if seq is not None:
+        if seq != device.last_seq + 1:
+            return  # out of order: the watermark waits for the events below
+        device.last_seq = seq
+    with session.no_autoflush:
+        while session.scalar(select(EventRow.id).where(EventRow.device_id == device.device_id,
+                                                       EventRow.seq == device.last_seq + 1)) is not None:
+            device.last_seq += 1
 
 
 def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str, int, int]]:

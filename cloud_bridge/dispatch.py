@@ -13,12 +13,14 @@ from collections.abc import Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from sqlalchemy import delete, select
+from sqlalchemy.exc import DBAPIError
 
 from cloud_bridge.health import Health
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.proctor import ProctorFeed, Publish
 from cloud_bridge.sessions import SessionError, Sessions, SessionView
-from cloud_bridge.store.models import Device
+from cloud_bridge.store.models import DeadLetter, Device
 from edge_app.protocol import PREFIX, ProtocolError, device_topic
 from edge_app.protocol.commands import decode_stats, open_signed, seal
 from edge_app.protocol.transport import decode_status
@@ -65,11 +67,9 @@ class Dispatcher:
                 return self._dead(topic, payload, "bad_topic", f"not a device topic: {topic[:200]!r}")
             device_id, leaf = match.groups()
             if leaf == "event":
-                outcome = self.ingestor.handle(topic, payload)
-                # a duplicate too: the first delivery may have been stored but not recorded for proctors (the
-                # worker stopped in between); on_event records each event id once
-                if outcome.status in ("stored", "duplicate") and outcome.event is not None:
-                    self.feed.on_event(outcome.event, outcome.reason)
+                outcome = self.ingestor.handle(topic, payload, also=self.feed.record)  # one transaction
+                if outcome.extra is not None:
+                    self.feed.deliver(outcome.extra)
                 return outcome.status if outcome.status != "dead_letter" else f"dead_letter:{outcome.reason}"
             if leaf == "status":
                 state = decode_status(payload)
@@ -85,9 +85,25 @@ class Dispatcher:
             return self._pair(topic, device_id, payload)
         except ProtocolError as exc:
             return self._dead(topic, payload, exc.reason, exc.detail)
+        except DBAPIError:  # the database is away or busy: the consumer keeps the message and retries it
+            raise
         except Exception as exc:  # one bad message never stops a consumer
             log.exception("message on %s failed", topic)
             return self._dead(topic, payload, "internal", f"{type(exc).__name__}: {exc}")
+
+    def replay(self, reason: str, limit: int = 10_000) -> dict[str, int]:
+        """Handle the dead letters kept for ``reason`` again (after a fix: ``internal``; after registering a
+        device: ``unknown_device``); each is removed unless it is rejected again. Outcome counts."""
+        with self.ingestor.store.session() as session:
+            rows = session.execute(select(DeadLetter.id, DeadLetter.topic, DeadLetter.payload)
+                                   .where(DeadLetter.reason == reason).order_by(DeadLetter.id).limit(limit)).all()
+        outcomes: dict[str, int] = {}
+        for row_id, topic, payload in rows:
+            outcome = self.handle(topic, payload)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            with self.ingestor.store.session() as session, session.begin():
+                session.execute(delete(DeadLetter).where(DeadLetter.id == row_id))  # a new one if rejected again
+        return outcomes
 
     def _dead(self, topic: str, payload: bytes, reason: str, detail: str) -> str:
         self.ingestor.dead_letter(topic, payload, reason, detail)

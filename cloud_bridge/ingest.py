@@ -13,12 +13,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session
 
 from cloud_bridge.chain import advance, flag_gaps, neighbour_flag
 from cloud_bridge.store import Store
@@ -26,6 +27,7 @@ from cloud_bridge.store.models import DeadLetter, Device, EventRow
 from edge_app.protocol import DEVICE_ID, PREFIX, Event, ProtocolError, decode_event
 
 log = logging.getLogger(__name__)
+Also = Callable[[Session, Event, "str | None"], Any]
 EVENT_TOPIC = re.compile(rf"^{re.escape(PREFIX)}/dev/([a-z0-9][a-z0-9-]{{2,13}})/event$")
 
 
@@ -34,6 +36,7 @@ class Outcome:
     status: Literal["stored", "duplicate", "dead_letter"]
     reason: str | None = None  # dead letter reason, or the chain flag of a stored event
     event: Event | None = None
+    extra: Any = None  # what ``also`` returned
 
 
 class Ingestor:
@@ -65,9 +68,13 @@ class Ingestor:
         with self.store.session() as session:
             return list(session.scalars(select(Device).order_by(Device.device_id)).all())
 
-    def handle(self, topic: str, payload: bytes) -> Outcome:
+    def handle(self, topic: str, payload: bytes, also: Also | None = None) -> Outcome:
+        """Verify and store one event; ``also(session, event, flag)`` runs inside the storing transaction (the
+        proctor alert) and its result is the outcome's ``extra``."""
         try:
-            return self._handle(topic, payload)
+            return self._handle(topic, payload, also)
+        except DBAPIError:  # the database is away or busy: not this message's fault; the consumer retries it
+            raise
         except Exception as exc:  # one bad message never stops the consumer
             log.exception("ingest of a message on %s failed", topic)
             return self._dead(topic, payload, "internal", f"{type(exc).__name__}: {exc}")
@@ -90,7 +97,7 @@ class Ingestor:
             cached = self._keys[device_id] = (pem, key)
         return cached[1]
 
-    def _handle(self, topic: str, payload: bytes) -> Outcome:
+    def _handle(self, topic: str, payload: bytes, also: Also | None) -> Outcome:
         match = EVENT_TOPIC.match(topic)
         if match is None:
             return self._dead(topic, payload, "bad_topic", f"not an event topic: {topic[:200]!r}")
@@ -114,13 +121,13 @@ class Ingestor:
                     kind=event.kind, phase=event.phase, severity=event.severity, confidence=event.confidence,
                     alert_id=event.alert_id or event.event_id, evidence=event.evidence, flag=flag,
                     prev_hash=event.prev_hash, payload=payload, received_at=now))
-                session.flush()
-                advance(session, device)
+                advance(session, device, event.seq)
+                extra = also(session, event, flag) if also is not None else None
         except ProtocolError as exc:  # rolled back; kept as a dead letter
             return self._dead(topic, payload, exc.reason, exc.detail)
         except IntegrityError:  # another worker stored the same event id first
             return Outcome("duplicate", event=event)
-        return Outcome("stored", flag, event)
+        return Outcome("stored", flag, event, extra)
 
     def flag_gaps(self, gap_after: float = 30.0) -> list[tuple[str, int, int]]:
         """Flag sequence holes that lasted ``gap_after`` seconds (events lost on the way); each is logged once."""

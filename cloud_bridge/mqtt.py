@@ -5,8 +5,10 @@ session expiry), so the broker queues device messages while the bridge restarts.
 ``$share/bridge/invigil/v1/dev/+/{event,pair,stats}``: the broker hands each message to one of them, so
 several workers (threads here, or processes on several hosts) share the load. Retained status messages are
 not delivered to shared subscriptions, so consumer 0 also holds a plain ``invigil/v1/dev/+/status``
-subscription. A message is acknowledged after its handler returns (paho acks on return), and a handler
-never raises, so one bad payload never stops a consumer.
+subscription. A message is acknowledged only once its handler has returned: a handler never raises for a
+bad payload (it dead-letters it), and when it raises because the database is away, the message stays
+unacknowledged and is retried with backoff on a timer; meanwhile the broker stops sending once the
+consumer's in-flight window is full, and a bridge that dies gets the message again when it reconnects.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from edge_app.protocol.transport import new_client
 log = logging.getLogger(__name__)
 SHARE_GROUP = "bridge"
 SHARED_LEAVES = ("event", "pair", "stats")
+RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between retries of a message whose handler could not finish
 Handler = Callable[[str, bytes], object]
 
 
@@ -53,6 +56,9 @@ class Consumer:
         self.connected = threading.Event()
         self.handled = 0
         self.client = new_client(config, self.client_id)
+        self.client.manual_ack_set(True)
+        self.retrying = 0  # messages waiting for a retry (the database was away)
+        self._stopped = threading.Event()
         self.client.on_connect, self.client.on_message, self.client.on_disconnect = (
             self._on_connect, self._on_message, self._on_disconnect)
 
@@ -60,6 +66,7 @@ class Consumer:
         _connect(self.client, self.config, clean_start=False)
 
     def stop(self) -> None:
+        self._stopped.set()
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -76,10 +83,25 @@ class Consumer:
         self.connected.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._attempt(message.mid, message.qos, message.topic, bytes(message.payload), 0)
+
+    def _attempt(self, mid: int, qos: int, topic: str, payload: bytes, attempt: int) -> None:
+        if attempt:
+            self.retrying -= 1
+        if self._stopped.is_set():
+            return  # unacknowledged: the broker sends it again when this consumer's session resumes
         try:
-            self.handler(message.topic, bytes(message.payload))
-        except Exception:  # handlers do not raise; if one does, the consumer still goes on
-            log.exception("bridge consumer %s: handler failed on %s", self.client_id, message.topic)
+            self.handler(topic, payload)
+        except Exception as exc:  # the database is away: keep the message, try again later
+            delay = min(RETRY_MAX, RETRY_MIN * 2 ** min(attempt, 10))
+            log.warning("bridge consumer %s: %s on %s; retrying in %.1f s", self.client_id, type(exc).__name__,
+                        topic, delay)
+            self.retrying += 1
+            timer = threading.Timer(delay, self._attempt, (mid, qos, topic, payload, attempt + 1))
+            timer.daemon = True
+            timer.start()
+            return
+        self.client.ack(mid, qos)
         self.handled += 1
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import ExamSession, ProctorAlert
@@ -24,6 +25,7 @@ from edge_app.protocol import VERSION, Event, proctor_topic
 
 log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes, int, bool], None]  # topic, payload, qos, retain
+Recorded = tuple[ProctorAlert, str]  # the alert row and its candidate
 
 
 def alert_message(row: ProctorAlert, candidate_id: str) -> dict[str, Any]:
@@ -51,24 +53,32 @@ class ProctorFeed:
             self.changed.wait_for(lambda: self.version != seen, timeout)
             return self.version
 
+    def record(self, session: Session, event: Event, flag: str | None) -> Recorded | None:
+        """Add the proctor alert of a device event being stored, if its device is paired, inside the event's
+        own transaction (so an event is never stored without it); :meth:`deliver` it after the commit."""
+        active = session.scalar(select(ExamSession).where(ExamSession.device_id == event.device_id,
+                                                          ExamSession.state == "paired"))
+        if active is None:
+            return None
+        row = ProctorAlert(session_id=active.session_id, exam_id=active.exam_id, device_id=event.device_id,
+                           event_id=event.event_id, alert_id=event.alert_id or event.event_id, kind=event.kind,
+                           phase=event.phase, severity=event.severity, confidence=event.confidence,
+                           time_ms=event.time_ms, evidence=event.evidence, flag=flag, created_at=self.clock())
+        session.add(row)
+        return row, active.candidate_id
+
+    def deliver(self, recorded: Recorded) -> dict[str, Any]:
+        """Republish a committed proctor alert and wake the live pages; the message."""
+        return self._deliver(*recorded)
+
     def on_event(self, event: Event, flag: str | None) -> dict[str, Any] | None:
-        """Record and republish a stored device event if its device is paired; the message, or None."""
+        """Record (in a transaction of its own) and republish an event already stored; the message, or None."""
         try:
-            with self.store.session() as session, session.begin():  # one transaction: the read autobegins one
-                active = session.scalar(select(ExamSession).where(ExamSession.device_id == event.device_id,
-                                                                  ExamSession.state == "paired"))
-                if active is None:
-                    return None
-                row = ProctorAlert(session_id=active.session_id, exam_id=active.exam_id, device_id=event.device_id,
-                                   event_id=event.event_id, alert_id=event.alert_id or event.event_id,
-                                   kind=event.kind, phase=event.phase, severity=event.severity,
-                                   confidence=event.confidence, time_ms=event.time_ms, evidence=event.evidence,
-                                   flag=flag, created_at=self.clock())
-                candidate = active.candidate_id
-                session.add(row)
+            with self.store.session() as session, session.begin():
+                recorded = self.record(session, event, flag)
         except IntegrityError:  # already recorded (another worker, or a resend)
             return None
-        return self._deliver(row, candidate)
+        return self.deliver(recorded) if recorded is not None else None
 
     def device_offline(self, device_id: str, reason: str) -> dict[str, Any] | None:
         """Start ``device_offline`` for the device's active session (once per outage)."""

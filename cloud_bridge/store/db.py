@@ -25,7 +25,8 @@ def migrate(url: str, revision: str = "head") -> None:
 
 
 def _engine(url: str) -> Engine:
-    engine = create_engine(url, future=True, pool_pre_ping=True)
+    # pre-ping: a PostgreSQL connection may have been dropped (restart, idle timeout); a SQLite file cannot
+    engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

@@ -6,14 +6,17 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from cloud_bridge.dispatch import DeviceCommands, Dispatcher
 from cloud_bridge.health import Health
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.proctor import ProctorFeed
+from cloud_bridge.services import Services
 from cloud_bridge.sessions import Sessions, SessionView
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import DeadLetter, EventRow, ProctorAlert
@@ -169,15 +172,22 @@ def test_a_device_event_is_stored_and_becomes_an_alert_when_paired(bridge: Bridg
     assert count(bridge.store, EventRow) == 2
 
 
-def test_a_stored_event_missing_from_the_feed_is_recorded_on_its_resend(bridge: Bridge) -> None:
+def test_an_event_and_its_proctor_alert_are_stored_in_one_transaction(bridge: Bridge) -> None:
     view = waiting(bridge)
     bridge.handle("unit-1", "pair", pair_request(view.pairing_code or ""))
     payload = event_payloads(1)[0]
-    Ingestor(bridge.store).handle(device_topic("unit-1", "event"), payload)  # stored, then the worker stopped
+
+    def dies_after_recording(session: Any, event: Any, flag: Any) -> None:
+        bridge.feed.record(session, event, flag)
+        raise RuntimeError("the worker died here")
+
+    outcome = Ingestor(bridge.store).handle(device_topic("unit-1", "event"), payload, also=dies_after_recording)
+    assert (outcome.status, outcome.reason) == ("dead_letter", "internal")
+    assert count(bridge.store, EventRow) == 0 and count(bridge.store, ProctorAlert) == 0  # neither, not one
+    assert bridge.handle("unit-1", "event", payload) == "stored"  # the broker delivers it again
     assert bridge.handle("unit-1", "event", payload) == "duplicate"
+    assert count(bridge.store, EventRow) == 1 and count(bridge.store, ProctorAlert) == 1
     assert len(bridge.feed.alerts("math-101")) == 1
-    bridge.handle("unit-1", "event", payload)
-    assert count(bridge.store, ProctorAlert) == 1
 
 
 def test_event_dead_letters_keep_their_reason(bridge: Bridge) -> None:
@@ -262,3 +272,24 @@ def test_commands_are_signed_with_the_bridge_key_only(bridge: Bridge) -> None:
     with pytest.raises(ProtocolError) as caught:
         open_signed("session_stop", payload, DEVICE_KEY.public_key())
     assert caught.value.reason == "bad_signature"
+
+
+def test_a_database_that_is_away_is_raised_for_the_consumer_to_retry_not_dead_lettered() -> None:
+    away = Store("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2", upgrade=False)
+    services = Services.build(away)
+    with pytest.raises(DBAPIError):  # the consumer keeps the message unacknowledged and retries it
+        services.dispatcher.handle(device_topic("unit-1", "event"), event_payloads(1)[0])
+    away.close()
+
+
+def test_dead_letters_of_a_reason_can_be_replayed_once_the_cause_is_gone(bridge: Bridge) -> None:
+    payloads = event_payloads(2, device_id="unit-3")
+    assert [bridge.handle("unit-3", "event", p) for p in payloads] == ["dead_letter:unknown_device"] * 2
+    bridge.handle("unit-1", "event", b"not json")
+    register(bridge.store, "unit-3")  # staff register the unit afterwards
+    assert bridge.dispatcher.replay("unknown_device") == {"stored": 2}
+    assert bridge.dispatcher.replay("unknown_device") == {}
+    assert bridge.dispatcher.replay("malformed") == {"dead_letter:malformed": 1}  # rejected again: kept
+    with bridge.store.session() as session:
+        assert [r.reason for r in session.scalars(select(DeadLetter))] == ["malformed"]
+    assert count(bridge.store, EventRow) == 2

@@ -140,7 +140,7 @@ def test_bad_payloads_land_in_dead_letters_and_a_unit_cannot_speak_for_another(s
             return [row[0] for row in db.execute("SELECT reason FROM dead_letters ORDER BY id")]
 
     wait_for(lambda: len(reasons()) >= 3, 15, "three dead letters")
-    assert reasons()[:3] == ["malformed", "oversized", "bad_signature"]
+    assert sorted(reasons()) == ["bad_signature", "malformed", "oversized"]  # two workers: any order
     # the bridge keeps going: a heartbeat from the unit is still taken
     unit.publish(device_topic(stack.device_id, "status"), b'{"state":"online","t":1}', qos=1, retain=True)
 
