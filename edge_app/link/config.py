@@ -4,9 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge_app.link.mqtt import MqttLinkConfig
+from edge_app.protocol.transport import BrokerConnection
+
+
+class MqttLinkConfig(BrokerConnection):
+    """The broker connection (edge_app.protocol.transport) and how the link paces its publishing."""
+
+    backoff_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay in seconds")
+    backoff_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay in seconds (doubling "
+                               "from backoff_min)")
+    session_expiry: int = Field(86_400, ge=0, le=30 * 86_400, description="seconds the broker keeps this unit's "
+                                "session while it is away, queueing the bridge's commands for it")
+    will_delay: int = Field(10, ge=0, le=3600, description="seconds the broker waits before publishing the "
+                            "offline last will, so a reconnect within it raises no alarm")
+    inflight_max: int = Field(20, ge=1, le=1000, description="QoS 1 events published but not yet acknowledged, "
+                              "at most")
+
+    @model_validator(mode="after")
+    def _backoff(self) -> MqttLinkConfig:
+        if self.backoff_min > self.backoff_max:
+            raise ValueError(f"backoff_min {self.backoff_min} is above backoff_max {self.backoff_max}")
+        return self
 
 
 class LinkConfig(BaseModel):

@@ -29,10 +29,10 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import Field, model_validator
 
+from edge_app.link.config import MqttLinkConfig
 from edge_app.protocol import device_topic
-from edge_app.protocol.transport import BrokerConnection, new_client, status_payload
+from edge_app.protocol.transport import new_client, status_payload
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +40,6 @@ CONNACK_SECONDS = 10.0  # how long a connection attempt may wait for the broker'
 LOOP_SECONDS = 0.1  # network wait per turn: also how soon wake() and stop() are noticed
 POLL_SECONDS = 5.0  # re-read the outbox this often even without wake() (rows written by another process)
 EXTRA_MAX = 32  # stats and pair requests waiting for a connection, at most
-
-
-class MqttLinkConfig(BrokerConnection):
-    """The broker connection (edge_app.protocol.transport) and how the link paces its publishing."""
-
-    backoff_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay in seconds")
-    backoff_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay in seconds (doubling "
-                               "from backoff_min)")
-    session_expiry: int = Field(86_400, ge=0, le=30 * 86_400, description="seconds the broker keeps this unit's "
-                                "session while it is away, queueing the bridge's commands for it")
-    will_delay: int = Field(10, ge=0, le=3600, description="seconds the broker waits before publishing the "
-                            "offline last will, so a reconnect within it raises no alarm")
-    inflight_max: int = Field(20, ge=1, le=1000, description="QoS 1 events published but not yet acknowledged, "
-                              "at most")
-
-    @model_validator(mode="after")
-    def _backoff(self) -> MqttLinkConfig:
-        if self.backoff_min > self.backoff_max:
-            raise ValueError(f"backoff_min {self.backoff_min} is above backoff_max {self.backoff_max}")
-        return self
 
 
 class PendingEvents(Protocol):
