@@ -18,6 +18,7 @@ import base64
 import logging
 import queue
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -92,6 +93,8 @@ class ConnectedDevice:
         self.emit_local: Callable[[dict[str, Any]], None] = lambda _m: None
         self._sent_code: tuple[str, float] | None = None
         self._next_typed = self._next_stats = 0.0
+        self.camera = "ok"  # or "stalled", from the loop's status messages; sent in the heartbeat
+        self._stopping = threading.Event()
         self._frames, self._frames_at = 0, clock()
         self.started = clock()
 
@@ -102,11 +105,13 @@ class ConnectedDevice:
         self.runner, self._base_template = runner, runner.analyzer.template
 
     def start(self) -> None:
+        threading.Thread(target=self._idle_heartbeat, name="heartbeat", daemon=True).start()
         self.mqtt.start()
         if self.uploader is not None:
             self.uploader.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         self.send_stats(camera="ended")
         self.mqtt.wake()
         deadline = time.monotonic() + DRAIN_SECONDS  # the last events go out now if the broker is there;
@@ -123,6 +128,9 @@ class ConnectedDevice:
     def emit(self, message: dict[str, Any]) -> None:
         """Every loop message: printed locally; alerts become signed events in the outbox."""
         self.emit_local(message)
+        if message.get("state") in ("camera_stalled", "camera_recovered"):
+            self.camera = "stalled" if message["state"] == "camera_stalled" else "ok"
+            self.send_stats()  # the bridge and the proctor page learn it now
         if message.get("type") != "alert":
             return
         try:
@@ -240,7 +248,15 @@ class ConnectedDevice:
                                     self.key, int(time.time() * 1000)), qos=1)
         self.emit_local({"type": "status", "state": "pairing", "t": frame.t, "via": via})
 
-    def send_stats(self, camera: str = "ok") -> None:
+    def _idle_heartbeat(self) -> None:
+        """Heartbeats while no frame comes (a stalled camera): on_frame sends them otherwise."""
+        every = self.link_config.stats_every
+        while not self._stopping.wait(every):
+            if self.clock() >= self._next_stats + every:  # the loop has missed a whole period
+                self._next_stats = self.clock() + every
+                self.send_stats()
+
+    def send_stats(self, camera: str | None = None) -> None:
         now = self.clock()
         elapsed = now - self._frames_at
         stats = self.runner.stats if self.runner is not None else None
@@ -254,7 +270,7 @@ class ConnectedDevice:
                   "inf_ms": round(sorted(recent)[len(recent) // 2], 1) if recent else None,
                   "queue": self.outbox.count(), "temp": read_temperature(), "disk_mb": disk,
                   "session": self.session["session"] if self.session else None,
-                  "uptime": max(0, int(now - self.started)), "camera": camera}
+                  "uptime": max(0, int(now - self.started)), "camera": camera or self.camera}
         self._frames, self._frames_at = 0, now
         try:
             payload = encode_stats(fields, int(time.time() * 1000))

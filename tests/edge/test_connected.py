@@ -353,6 +353,22 @@ def test_the_heartbeat_decodes_with_fps_queue_and_disk(make_unit: Callable[..., 
         assert isinstance(stats["disk_mb"], int) and stats["disk_mb"] > 0 and "session" not in stats
 
 
+def test_a_stalled_camera_is_reported_at_once_and_heartbeats_go_on_without_frames(
+        make_unit: Callable[..., Unit], bridge: BridgeSide) -> None:
+    clock = FakeClock(1000.0)
+    unit = make_unit(clock)  # stats_every = 5
+    unit.device.start()
+    unit.device.emit({"type": "status", "state": "camera_stalled", "t": 3.0, "seconds": 5.0})
+    wait_for(lambda: len(bridge.received("stats")) == 1, what="the heartbeat of the stall")
+    assert decode_stats(bridge.received("stats")[0])["camera"] == "stalled"
+    clock.now += 11  # no frame for two periods: the idle heartbeat speaks for the unit
+    wait_for(lambda: len(bridge.received("stats")) == 2, seconds=15, what="a heartbeat without frames")
+    assert decode_stats(bridge.received("stats")[1])["camera"] == "stalled"
+    unit.device.emit({"type": "status", "state": "camera_recovered", "t": 20.0})
+    wait_for(lambda: len(bridge.received("stats")) == 3, what="the heartbeat of the recovery")
+    assert decode_stats(bridge.received("stats")[2])["camera"] == "ok"
+
+
 class Room(FrameSource):
     """A camera on a desk (not live: every frame is analysed): the candidate sits for ``seated`` frames, then the
     seat stays empty, until ``limit`` frames or close()."""
