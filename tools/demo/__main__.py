@@ -132,6 +132,14 @@ def summary(truth: dict[str, Any], received: list[dict[str, Any]], paired: bool,
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except (RuntimeError, OSError) as exc:  # no Mosquitto, a port taken, a child that would not start
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", default="second_person", help="a rendered scenario (default: %(default)s)")
