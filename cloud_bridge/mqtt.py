@@ -58,6 +58,7 @@ class Consumer:
         self.client = new_client(config, self.client_id)
         self.client.manual_ack_set(True)
         self.retrying = 0  # messages waiting for a retry (the database was away)
+        self._connection = 0  # counts connects: a packet id is only valid on the connection that delivered it
         self._stopped = threading.Event()
         self.client.on_connect, self.client.on_message, self.client.on_disconnect = (
             self._on_connect, self._on_message, self._on_disconnect)
@@ -76,6 +77,7 @@ class Consumer:
             log.warning("bridge consumer %s: broker refused the connection: %s", self.client_id, reason)
             return
         client.subscribe([(topic, 1) for topic in subscriptions(self.index)])
+        self._connection += 1
         self.connected.set()
         log.info("bridge consumer %s: connected", self.client_id)
 
@@ -83,9 +85,9 @@ class Consumer:
         self.connected.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._attempt(message.mid, message.qos, message.topic, bytes(message.payload), 0)
+        self._attempt((self._connection, message.mid), message.qos, message.topic, bytes(message.payload), 0)
 
-    def _attempt(self, mid: int, qos: int, topic: str, payload: bytes, attempt: int) -> None:
+    def _attempt(self, mid: tuple[int, int], qos: int, topic: str, payload: bytes, attempt: int) -> None:
         if attempt:
             self.retrying -= 1
         if self._stopped.is_set():
@@ -101,7 +103,9 @@ class Consumer:
             timer.daemon = True
             timer.start()
             return
-        self.client.ack(mid, qos)
+        connection, packet_id = mid
+        if connection == self._connection:  # else the broker has sent it again on the new connection
+            self.client.ack(packet_id, qos)
         self.handled += 1
 
 
