@@ -1,6 +1,7 @@
 """Route each device message to its handler: events to ingest and the proctor feed, pairing requests to
-sessions (answered with commands), heartbeats and status to health. Never raises: anything unusable ends
-in the dead-letter table with a reason."""
+sessions (answered with commands), heartbeats and status to health. Anything unusable ends in the
+dead-letter table with a reason; the only exception raised is the database's own (DBAPIError: it is away
+or busy), for the consumer to keep the message and retry it."""
 
 from __future__ import annotations
 

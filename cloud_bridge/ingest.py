@@ -1,7 +1,8 @@
 """Ingest one device event: verify it (signature, device, chain), store it once, or dead-letter it.
 
-``Ingestor.handle`` never raises: whatever arrives ends as ``stored``, ``duplicate`` (the same event id
-again: the device re-sent it after a reconnect) or ``dead_letter`` with a reason code and detail. Several
+Whatever arrives ends as ``stored``, ``duplicate`` (the same event id again: the device re-sent it after a
+reconnect) or ``dead_letter`` with a reason code and detail; ``Ingestor.handle`` raises only the database's
+own errors (it is away or busy: nothing to blame on the message, which the consumer retries). Several
 workers may share the load (an MQTT shared subscription); the event id's uniqueness in the database keeps
 them from storing an event twice.
 """
