@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -115,6 +114,7 @@ def _registry(args: argparse.Namespace) -> int:
     from cloud_bridge.ingest import Ingestor
     from cloud_bridge.store import Store
     from cloud_bridge.tokens import Tokens
+    from edge_app.atomic import write_bytes_atomic
     from edge_app.protocol.keys import load_or_create_key, public_pem
 
     config = load(args.config)
@@ -130,10 +130,7 @@ def _registry(args: argparse.Namespace) -> int:
         elif args.action == "add":
             password = new_password()
             Ingestor(store).register(args.device_id, args.public_key.read_text(), hash_password(password))
-            fd = os.open(args.password_out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: make it private first
-            with os.fdopen(fd, "w") as out:
-                out.write(password + "\n")
+            write_bytes_atomic(args.password_out, (password + "\n").encode(), mode=0o600)
             print(f"registered {args.device_id}; its MQTT password is in {args.password_out}; "
                   "run broker-config --reload to let it in")
         else:

@@ -10,18 +10,17 @@ writes ``mosquitto.conf``, ``passwords`` (Mosquitto 2's salted PBKDF2-SHA512 for
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import re
 import secrets
 import signal
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol import DEVICE_ID, PREFIX
 from edge_app.protocol.commands import MAX_COMMAND_BYTES
 
@@ -201,27 +200,6 @@ def render_conf(host: str, port: int, data_dir: Path, password_file: Path, acl_f
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str, mode: int) -> None:
-    """Write ``path`` via a temporary file in its folder, fsync and ``os.replace``: readers see old or new."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
 def write_broker_files(folder: Path, users: Iterable[BrokerUser], host: str, port: int, tls: TlsFiles | None = None,
                        user: str | None = None, log_dest: str = "stderr") -> BrokerFiles:
     """Write ``mosquitto.conf``, ``passwords`` (0600) and ``acl`` into ``folder``, each atomically."""
@@ -230,9 +208,9 @@ def write_broker_files(folder: Path, users: Iterable[BrokerUser], host: str, por
     checked = _checked(users)  # everything is validated before the first file changes
     conf = render_conf(host, port, files.data_dir, files.passwords, files.acl, tls, user, log_dest)
     files.data_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(files.passwords, render_passwords(checked), 0o600)
-    _write_atomic(files.acl, render_acl(checked), 0o644)
-    _write_atomic(files.conf, conf, 0o644)
+    write_bytes_atomic(files.passwords, render_passwords(checked).encode(), mode=0o600)
+    write_bytes_atomic(files.acl, render_acl(checked).encode(), mode=0o644)
+    write_bytes_atomic(files.conf, conf.encode(), mode=0o644)
     return files
 
 

@@ -1,6 +1,7 @@
 """The wire contract between camera units and the cloud bridge, version 1 (docs/protocol.md).
 
-Free of edge-only imports: the bridge imports this module and nothing else from ``edge_app``.
+Free of edge-only imports: from ``edge_app`` the bridge imports this package and the stdlib-only
+crash-safe writer ``edge_app.atomic``, nothing else.
 
 An alert event is one compact JSON object of at most 300 bytes with short keys::
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from cloud_bridge.broker import BrokerUser, hash_password, new_password, write_b
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.store import Store
 from cloud_bridge.tokens import Tokens
+from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol.keys import load_or_create_key, public_pem
 from tools.mosquitto import BrokerProcess, free_port
 
@@ -31,10 +31,7 @@ WAIT_SECONDS = 30.0
 
 
 def _secret(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text + "\n")
+    write_bytes_atomic(path, (text + "\n").encode(), mode=0o600)
     return path
 
 
