@@ -12,8 +12,7 @@ import re
 import time
 from collections.abc import Callable
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
 
@@ -21,7 +20,7 @@ from cloud_bridge.health import Health
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.proctor import ProctorFeed, Publish
 from cloud_bridge.sessions import SessionError, Sessions, SessionView
-from cloud_bridge.store.models import DeadLetter, Device
+from cloud_bridge.store.models import DeadLetter
 from edge_app.protocol import PREFIX, ProtocolError, device_topic
 from edge_app.protocol.commands import decode_stats, open_signed, seal
 from edge_app.protocol.transport import decode_status
@@ -110,14 +109,8 @@ class Dispatcher:
         self.ingestor.dead_letter(topic, payload, reason, detail)
         return f"dead_letter:{reason}"
 
-    def _device_key(self, device_id: str) -> Ed25519PublicKey | None:
-        with self.ingestor.store.session() as session:
-            device = session.get(Device, device_id)
-            key = load_pem_public_key(device.public_key.encode()) if device else None
-        return key if isinstance(key, Ed25519PublicKey) else None
-
     def _pair(self, topic: str, device_id: str, payload: bytes) -> str:
-        key = self._device_key(device_id)
+        key = self.ingestor.public_key(device_id)
         if key is None:
             return self._dead(topic, payload, "unknown_device", f"device {device_id} is not registered")
         fields = open_signed("pair_request", payload, key)

@@ -90,6 +90,12 @@ class Ingestor:
         self.dead_letter(topic, payload, reason, detail)
         return Outcome("dead_letter", reason)
 
+    def public_key(self, device_id: str) -> Ed25519PublicKey | None:
+        """A registered device's key (parsed once per PEM), or None for an unknown device."""
+        with self.store.session() as session:
+            device = session.get(Device, device_id)
+            return self._key(device_id, device.public_key) if device is not None else None
+
     def _key(self, device_id: str, pem: str) -> Ed25519PublicKey:
         cached = self._keys.get(device_id)
         if cached is None or cached[0] != pem:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 from cloud_bridge.services import Services
@@ -52,6 +52,11 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
 
 def services_of(app: Flask) -> Services:
     return app.extensions["invigil"]
+
+
+def services() -> Services:
+    """The parts of the app serving the current request."""
+    return services_of(current_app)
 
 
 def stop_server(server: Any, app: Flask | None = None, timeout: float = 5.0) -> None:

@@ -9,21 +9,17 @@ import json
 import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, abort, jsonify, request, url_for
 from sqlalchemy import select
 
-from cloud_bridge.services import Services
 from cloud_bridge.sessions import SessionError, SessionView
 from cloud_bridge.store.models import EventRow, Evidence
+from cloud_bridge.web import services
 from cloud_bridge.web.auth import require
 from edge_app.protocol import DEVICE_ID, b64
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 JPEG_MAGIC = b"\xff\xd8\xff"
-
-
-def services() -> Services:
-    return current_app.extensions["invigil"]
 
 
 def session_json(view: SessionView) -> dict[str, Any]:

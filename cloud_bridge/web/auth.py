@@ -8,6 +8,8 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, jsonify, request
 
+from cloud_bridge.web import services_of
+
 COOKIE = "invigil_token"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,7 +28,7 @@ def require(*roles: str) -> Callable[[F], F]:
         @wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             token = presented_token()
-            role = current_app.extensions["invigil"].tokens.role(token) if token else None
+            role = services_of(current_app).tokens.role(token) if token else None
             if role is None:
                 response = jsonify(error="unauthorized", detail="a valid bearer token is required")
                 response.headers["WWW-Authenticate"] = 'Bearer realm="invigil"'

@@ -6,20 +6,16 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, jsonify, redirect, render_template, request, url_for
 
-from cloud_bridge.services import Services
 from cloud_bridge.store.models import Evidence
+from cloud_bridge.web import services
 from cloud_bridge.web.auth import COOKIE, require
 from edge_app.protocol.commands import NAME
 
 proctor = Blueprint("proctor", __name__)
 KEEPALIVE_SECONDS = 15.0  # a comment line this often keeps proxies from closing an idle stream
 HEALTH_SECONDS = 2.0  # device health is re-checked this often while the page is open (sent when it changed)
-
-
-def services() -> Services:
-    return current_app.extensions["invigil"]
 
 
 def _exam(exam_id: str) -> str:
