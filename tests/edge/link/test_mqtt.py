@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -80,15 +79,6 @@ def put_events(outbox: Outbox, count: int) -> list[str]:
     for event_id in ids:
         outbox.put_raw(event_id, EVENTS, json.dumps({"id": event_id}).encode())
     return ids
-
-
-@pytest.fixture
-def links() -> Iterator[list[MqttLink]]:
-    """Links to stop at the end of the test, whatever happened."""
-    started: list[MqttLink] = []
-    yield started
-    for link in started:
-        link.stop(5)
 
 
 def start_link(links: list[MqttLink], port: int, outbox: Outbox, inflight_max: int = 20,

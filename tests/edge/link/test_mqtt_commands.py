@@ -72,14 +72,6 @@ def bridge(broker: Mosquitto) -> Iterator[Bridge]:
     publisher.close()
 
 
-@pytest.fixture
-def links() -> Iterator[list[MqttLink]]:
-    started: list[MqttLink] = []
-    yield started
-    for link in started:
-        link.stop(5)
-
-
 def start_link(links: list[MqttLink], port: int, outbox: Outbox, commands: Commands | None) -> MqttLink:
     config = MqttLinkConfig(host="127.0.0.1", port=port, backoff_min=0.05, backoff_max=0.3)
     link = MqttLink(config, DEVICE, outbox, on_command=commands)
