@@ -36,8 +36,8 @@ from cloud_bridge.mqtt import Consumer, Publisher
 from cloud_bridge.services import Services
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import EventRow
-from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol.keys import public_pem
+from tools.bench import write_report
 from tools.bench.bridge_parts import (
     ALERTS,
     CONNECT_SECONDS,
@@ -212,10 +212,6 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: dict[str, Any], path: Path) -> None:
-    write_bytes_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--devices", type=int, default=10, help="simulated devices")
@@ -245,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
             broker.stop()
     print(table(report))
     write_report(report, args.out)
-    print(f"wrote {args.out}")
     return 0
 
 

@@ -25,6 +25,7 @@ from edge_app.loop import SessionRunner
 from edge_app.vision.identity import enroll
 from edge_app.vision.models import VisionModels, load_models
 from edge_app.vision.preprocess import read_rgb
+from tools.bench import write_report
 from tools.fixtures import photo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<10} p50 {f['p50_ms']:7.2f} ms  p99 {f['p99_ms']:7.2f} ms  ({f['count']} runs)")
     print(f"  peak memory {report['peak_memory_mib']} MiB; loop efficiency {report['loop_efficiency']} "
           "(raw model time / loop time)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

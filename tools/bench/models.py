@@ -8,7 +8,6 @@ busy; absolute numbers are x86 figures, not Raspberry Pi ones.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -21,7 +20,7 @@ import numpy as np
 
 from edge_app.vision.models import DEFAULT_DIR, Quant, model_path, read_manifest
 from edge_app.vision.runtime import TFLiteModel, available_runtimes
-from tools.bench import phones
+from tools.bench import phones, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 THRESHOLDS = (0.5, 0.35, 0.3, 0.25, 0.15)
@@ -130,9 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = "; ".join(f">={t}: {v['recall']:.2f} / {v['false_phone_rate']:.2f}"
                               for t, v in figures[mode].items())
             print(f"  {mode:<11} {cells}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from tests.mosquitto import Mosquitto
-from tools.bench.bridge import Fleet, bench, latency_run, table, write_report
+from tools.bench import write_report
+from tools.bench.bridge import Fleet, bench, latency_run, table
 
 DEVICES, EVENTS, WORKERS = 2, 20, 2
 TOTAL = DEVICES * EVENTS
