@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge_app.analysis import AnalysisConfig
+from edge_app.analysis_config import AnalysisConfig
 from edge_app.capture.config import AudioSourceConfig, FrameSourceConfig
 from edge_app.evidence.config import EvidenceConfig
 from edge_app.link.config import LinkConfig

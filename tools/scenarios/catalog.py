@@ -79,10 +79,15 @@ POSES: dict[str, Pose] = {
 EXTRAS: dict[str, PastedPerson] = {
     "obama_standing": PastedPerson(person="obama", photo="obama.jpg", box=(46, 17, 844, 1123),
                                    face=(366, 148, 629, 411), at=(110.0, 150.0), face_side=130.0),
+    "biden_standing": PastedPerson(person="biden", photo="biden.jpg", box=(110, 160, 920, 2204),
+                                   face=(421, 271, 715, 565), at=(566.0, 124.0), face_side=118.0),
 }
 PROPS: dict[str, Prop] = {
     "phone": PhoneProp(photo="11.jpg", radius=30, height=110.0, at=(500.0, 350.0), angle=12.0),
     "book": BookProp(photo="book1.png", height=130.0, at=(560.0, 455.0), angle=-58.0),
+    # check-set placements: other hands, sides, sizes and angles than the tuning set's
+    "phone_low": PhoneProp(photo="11.jpg", radius=30, height=96.0, at=(168.0, 372.0), angle=-18.0),
+    "book_tilted": BookProp(photo="book2.png", height=120.0, at=(96.0, 458.0), angle=47.0),
 }
 # Fixture photos an enrolled identity may come from, and whose face they show.
 PEOPLE: dict[str, str] = {

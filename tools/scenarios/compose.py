@@ -13,7 +13,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from tools.scenarios.catalog import DESK_TOP, EXTRAS, POSES, PROPS, VIDEO_FPS, PastedPerson, StudioPose
+from tools.scenarios.catalog import EXTRAS, POSES, PROPS, VIDEO_FPS, PastedPerson, StudioPose
 from tools.scenarios.scene import HEIGHT, WIDTH, Layer, SceneAssets
 
 CameraState = Literal["normal", "covered", "knocked"]
@@ -49,6 +49,25 @@ def blend(image: np.ndarray, layer: Layer) -> None:
     image += rgb * a
 
 
+def layers(assets: SceneAssets, view: View, seconds: float) -> list[tuple[str, Layer]]:
+    """The named layers over the backdrop, far to near, ``seconds`` into a segment showing a normal ``view``.
+
+    Names: ``candidate``, ``extra:<name>``, ``desk``, ``prop:<name>``.
+    """
+    pose = POSES[view.candidate] if view.candidate else None
+    out: list[tuple[str, Layer]] = [(f"extra:{name}", assets.pasted(EXTRAS[name])) for name in view.extras]
+    if isinstance(pose, PastedPerson) and pose.behind_candidate:
+        out.append(("candidate", assets.pasted(pose)))
+    if isinstance(pose, StudioPose):
+        step = int(seconds * VIDEO_FPS)
+        out.append(("candidate", assets.studio(pose.frames[pingpong(step, len(pose.frames))])))
+    elif isinstance(pose, PastedPerson) and not pose.behind_candidate:
+        out.append(("candidate", assets.pasted(pose)))
+    out.append(("desk", assets.desk_layer))
+    out += [(f"prop:{name}", assets.prop(PROPS[name])) for name in view.props]
+    return out
+
+
 def scene_image(assets: SceneAssets, view: View, seconds: float) -> np.ndarray:
     """The noiseless scene (float32 RGB) ``seconds`` into a segment showing ``view``."""
     if view.camera == "covered":
@@ -56,20 +75,8 @@ def scene_image(assets: SceneAssets, view: View, seconds: float) -> np.ndarray:
     if view.camera == "knocked":
         return assets.knocked.copy()
     image = assets.plate.copy()
-    pose = POSES[view.candidate] if view.candidate else None
-    behind = [EXTRAS[name] for name in view.extras]
-    if isinstance(pose, PastedPerson) and pose.behind_candidate:
-        behind.append(pose)
-    for person in behind:
-        blend(image, assets.pasted(person))
-    if isinstance(pose, StudioPose):
-        step = int(seconds * VIDEO_FPS)
-        blend(image, assets.studio(pose.frames[pingpong(step, len(pose.frames))]))
-    elif isinstance(pose, PastedPerson) and not pose.behind_candidate:
-        blend(image, assets.pasted(pose))
-    image[DESK_TOP:] = assets.desk
-    for name in view.props:
-        blend(image, assets.prop(PROPS[name]))
+    for _, layer in layers(assets, view, seconds):
+        blend(image, layer)
     return image
 
 

@@ -123,6 +123,14 @@ class SceneAssets:
         wood = cv2.rotate(wood, cv2.ROTATE_90_CLOCKWISE)
         return cv2.resize(wood, (WIDTH, HEIGHT - DESK_TOP), interpolation=cv2.INTER_AREA).astype(np.float32)
 
+    @functools.cached_property
+    def desk_layer(self) -> Layer:
+        """The desk as an opaque layer over the frame's rows from DESK_TOP down."""
+        rgb = np.zeros((HEIGHT, WIDTH, 3), np.float32)
+        alpha = np.zeros((HEIGHT, WIDTH), np.float32)
+        rgb[DESK_TOP:], alpha[DESK_TOP:] = self.desk, 1.0
+        return rgb, alpha
+
     @functools.lru_cache(maxsize=64)  # noqa: B019 - one SceneAssets per render
     def studio(self, index: int) -> Layer:
         """The seated man of video frame ``index``, keyed off the backdrop, in frame geometry."""

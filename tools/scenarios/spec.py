@@ -94,6 +94,8 @@ class AlertSpan(BaseModel):
     kind: AlertKind = Field(..., description="alert kind the device should raise")
     start: float = Field(..., ge=0, description="seconds: when the condition becomes visible/audible")
     end: float = Field(..., gt=0, description="seconds: when it stops")
+    allowed_delay: float = Field(..., gt=0, le=30, description="seconds after ``start`` by which the alert's start "
+                                 "message must go out; fixed here, never derived from the rule config")
 
 
 class ScenarioSpec(BaseModel):
@@ -101,6 +103,10 @@ class ScenarioSpec(BaseModel):
 
     name: str = Field(..., pattern=r"^[a-z0-9_]+$", description="the file's stem")
     description: str = Field(..., min_length=1, description="what happens, for people")
+    view: Literal["close", "mounted"] = Field(..., description="close: the camera faces the candidate; mounted: "
+                                              "the unit's place, about 1 m behind and 45 degrees to the side")
+    set: Literal["tuning", "check"] = Field(..., description="tuning: thresholds and presets may be chosen on it; "
+                                            "check: judges them and is never tuned on")
     duration: float = Field(..., ge=MIN_CALIBRATION, le=600, description="seconds of video and audio")
     fps: float = Field(10.0, ge=1, le=30, description="frames per second")
     frame_size: tuple[int, int] = Field((640, 480), description="[width, height]; the studio scene is 640x480")

@@ -18,7 +18,8 @@ def test_every_name_points_at_real_media() -> None:
         assert 0 <= x1 <= fx1 < fx2 <= x2 <= w and 0 <= y1 <= fy1 < fy2 <= y2 <= h, person
     for prop in PROPS.values():
         if isinstance(prop, BookProp):
-            assert prop.photo in PHOTOS
+            assert prop.photo in PHOTOS or prop.photo in sources.SCENE_PHOTOS
+            assert sources.photo_rgb(prop.photo).ndim == 3
 
 
 def test_poses_say_who_and_where_they_look() -> None:

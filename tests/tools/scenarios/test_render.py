@@ -19,6 +19,8 @@ from tools.scenarios.spec import load_spec
 SHORT = """
 name = "short"
 description = "six seconds of the seated candidate"
+view = "close"
+set = "tuning"
 duration = 6.0
 enrolled = "franck_02045.jpg"
 calibration_seconds = 5.0
@@ -32,6 +34,8 @@ candidate = "franck_seated"
 PHONE = """
 name = "phone"
 description = "a phone, 8 s"
+view = "close"
+set = "check"
 duration = 20.0
 enrolled = "franck_02045.jpg"
 calibration_seconds = 5.0
@@ -56,6 +60,7 @@ candidate = "franck_seated"
 kind = "phone"
 start = 5.0
 end = 13.0
+allowed_delay = 3.0
 """
 
 
@@ -101,10 +106,14 @@ def test_truth_round_trips_and_satisfies_the_scenario_player(definitions: Path, 
     done = render(path, tmp_path / "out")
     written = json.loads((done.folder / TRUTH).read_text())
     spec = load_spec(path)
-    assert written == json.loads(json.dumps(truth_of(spec, 60, render_key(path, spec))))
+    assert written == json.loads(json.dumps(truth_of(spec, 60, render_key(path, spec), written["construction"])))
     assert load_truth(done.folder) == written, "edge_app's scenario player reads it as it is"
     assert written["frame_size"] == [640, 480] and written["enrolled"] == "franck_02045.jpg"
     assert written["alerts"] == [] and written["segments"][0]["candidate_person"] == "franck"
+    assert (written["view"], written["set"]) == ("close", "tuning")
+    seated = written["construction"]["segments"][0]
+    assert set(seated) == {"candidate", "desk"} and seated["candidate"]["visible"] == 1.0
+    assert written["construction"]["sounds"][-1]["rms_dbfs"] <= -50, "room tone only"
 
 
 def test_an_unchanged_scenario_is_skipped_and_a_changed_one_rendered(definitions: Path, tmp_path: Path) -> None:

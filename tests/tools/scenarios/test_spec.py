@@ -9,11 +9,15 @@ import pytest
 from tools.scenarios.render import DEFINITIONS
 from tools.scenarios.spec import MIN_ALERT, SpecError, implied_alerts, load_spec
 
-REQUIRED = ["normal", "leaves_and_returns", "second_person", "phone_used", "book_on_desk", "camera_covered",
-            "camera_knocked", "looking_away", "talking", "substitute_candidate"]
+TUNING = ["normal", "leaves_and_returns", "second_person", "phone_used", "book_on_desk", "camera_covered",
+          "camera_knocked", "looking_away", "talking", "substitute_candidate"]
+CHECK = ["quiet_session", "steps_out", "visitor_right", "phone_low", "book_left", "reads_question",
+         "lens_covered_late", "looks_down_twice", "knocked_early", "impostor_late"]
 HEAD = """
 name = "{name}"
 description = "test"
+view = "close"
+set = "tuning"
 duration = {duration}
 enrolled = "franck_02045.jpg"
 calibration_seconds = 10.0
@@ -26,6 +30,10 @@ candidate = "franck_seated"
 """
 
 
+def alert(kind: str, start: float, end: float) -> str:
+    return f'\n[[alerts]]\nkind = "{kind}"\nstart = {start}\nend = {end}\nallowed_delay = 4.0\n'
+
+
 def write(tmp_path: Path, body: str, name: str = "case", duration: float = 40.0) -> Path:
     path = tmp_path / f"{name}.toml"
     path.write_text(HEAD.format(name=name, duration=duration) + body)
@@ -34,21 +42,34 @@ def write(tmp_path: Path, body: str, name: str = "case", duration: float = 40.0)
 
 def test_every_required_scenario_is_defined_and_valid() -> None:
     found = {p.stem: load_spec(p) for p in DEFINITIONS.glob("*.toml")}
-    assert sorted(found) == sorted(REQUIRED)
+    assert sorted(found) == sorted(TUNING + CHECK)
+    assert {n for n, s in found.items() if s.set == "tuning"} == set(TUNING)
     for name, spec in found.items():
         assert 40 <= spec.duration <= 60, name
         assert spec.calibration_seconds >= 5
         kinds = {a.kind for a in spec.alerts}
-        assert (not kinds) == (name == "normal"), f"{name}: {kinds}"
+        assert (not kinds) == (name in ("normal", "quiet_session")), f"{name}: {kinds}"
         for alert in spec.alerts:
             assert alert.end - alert.start >= (3 if alert.kind == "loud_audio" else MIN_ALERT)
     assert {a.kind for a in found["camera_covered"].alerts} == {"camera_tamper"}
     assert {a.kind for a in found["talking"].alerts} == {"talking", "loud_audio"}
 
 
+def test_the_check_set_judges_every_kind_the_tuning_set_has_at_other_times() -> None:
+    """Each kind tuned on is also judged on the check set, and no check scenario copies a tuning timeline."""
+    specs = [load_spec(p) for p in DEFINITIONS.glob("*.toml")]
+    kinds = {name: {a.kind for s in specs if s.set == name for a in s.alerts} for name in ("tuning", "check")}
+    assert kinds["tuning"] <= kinds["check"], kinds["tuning"] - kinds["check"]
+    tuned = {(a.kind, a.start, a.end) for s in specs if s.set == "tuning" for a in s.alerts}
+    checked = [(s.name, a) for s in specs if s.set == "check" for a in s.alerts]
+    copied = [(name, a.kind) for name, a in checked if (a.kind, a.start, a.end) in tuned]
+    assert not copied
+    assert len({s.seed for s in specs}) == len(specs), "every scenario has its own camera noise"
+
+
 def test_a_plain_definition_loads(tmp_path: Path) -> None:
     body = SEATED.format(start=0.0, end=15.0) + "\n[[segments]]\nstart = 15.0\nend = 25.0\n" + \
-        SEATED.format(start=25.0, end=40.0) + '\n[[alerts]]\nkind = "absent"\nstart = 15.0\nend = 25.0\n'
+        SEATED.format(start=25.0, end=40.0) + alert("absent", 15.0, 25.0)
     spec = load_spec(write(tmp_path, body))
     assert [a.kind for a in spec.alerts] == ["absent"]
     assert implied_alerts(spec) == [("absent", 15.0, 25.0)]
@@ -63,12 +84,14 @@ def test_a_plain_definition_loads(tmp_path: Path) -> None:
          r"segments\[1\]: starts at 22.0, which leaves a gap after the previous segment's end 20.0"),
         (SEATED.format(start=-1.0, end=40.0), r"segments\.0\.start: Input should be greater than or equal to 0"),
         (SEATED.format(start=0.0, end=30.0), r"segments: end at 30.0, expected them to cover the whole duration"),
-        (SEATED.format(start=0.0, end=40.0) + '\n[[alerts]]\nkind = "sneezing"\nstart = 12.0\nend = 22.0\n',
+        (SEATED.format(start=0.0, end=40.0) + alert("sneezing", 12.0, 22.0),
          r"alerts\.0\.kind: Input should be 'absent', 'left_zone'"),
-        (SEATED.format(start=0.0, end=40.0) + '\n[[alerts]]\nkind = "absent"\nstart = 30.0\nend = 45.0\n',
+        (SEATED.format(start=0.0, end=40.0) + alert("absent", 30.0, 45.0),
          r"alerts\[0\] \(absent\): 30.0..45.0 s is outside the video \(0..40.0 s\)"),
-        (SEATED.format(start=0.0, end=40.0) + '\n[[alerts]]\nkind = "absent"\nstart = 12.0\nend = 22.0\n',
+        (SEATED.format(start=0.0, end=40.0) + alert("absent", 12.0, 22.0),
          r"alerts: do not match the segments and sounds; missing \[\], not shown \[\('absent', 12.0, 22.0\)\]"),
+        (SEATED.format(start=0.0, end=40.0) + '\n[[alerts]]\nkind = "absent"\nstart = 12.0\nend = 22.0\n',
+         r"alerts\.0\.allowed_delay: Field required"),
         ('\n[[segments]]\nstart = 0.0\nend = 40.0\ncandidate = "franck_juggling"\n',
          r"segments\.0\.candidate: unknown pose 'franck_juggling'"),
         (SEATED.format(start=0.0, end=40.0).replace('"franck_seated"', '"franck_seated"\nprops = ["banana"]'),
@@ -105,11 +128,11 @@ def test_unknown_photo_and_wrong_name_are_refused(tmp_path: Path) -> None:
 
 def test_short_alerts_and_alerts_without_a_normal_tail_are_refused(tmp_path: Path) -> None:
     short = SEATED.format(start=0.0, end=15.0) + "\n[[segments]]\nstart = 15.0\nend = 20.0\n" + \
-        SEATED.format(start=20.0, end=40.0) + '\n[[alerts]]\nkind = "absent"\nstart = 15.0\nend = 20.0\n'
+        SEATED.format(start=20.0, end=40.0) + alert("absent", 15.0, 20.0)
     with pytest.raises(SpecError, match=r"alerts\[0\] \(absent\): lasts 5 s, needs >= 8 s"):
         load_spec(write(tmp_path, short))
     late = SEATED.format(start=0.0, end=30.0) + "\n[[segments]]\nstart = 30.0\nend = 40.0\n" + \
-        '\n[[alerts]]\nkind = "absent"\nstart = 30.0\nend = 40.0\n'
+        alert("absent", 30.0, 40.0)
     with pytest.raises(SpecError, match=r"needs >= 5 s of normal view after it"):
         load_spec(write(tmp_path, late))
 
@@ -117,6 +140,6 @@ def test_short_alerts_and_alerts_without_a_normal_tail_are_refused(tmp_path: Pat
 def test_a_covered_or_knocked_camera_implies_only_camera_tamper(tmp_path: Path) -> None:
     body = SEATED.format(start=0.0, end=12.0) + \
         '\n[[segments]]\nstart = 12.0\nend = 24.0\ncamera = "knocked"\nextras = ["obama_standing"]\n' + \
-        SEATED.format(start=24.0, end=40.0) + '\n[[alerts]]\nkind = "camera_tamper"\nstart = 12.0\nend = 24.0\n'
+        SEATED.format(start=24.0, end=40.0) + alert("camera_tamper", 12.0, 24.0)
     spec = load_spec(write(tmp_path, body))
     assert implied_alerts(spec) == [("camera_tamper", 12.0, 24.0)]
