@@ -25,7 +25,7 @@ system: ## Debian packages (installs as root, prints the exact command otherwise
 
 $(VENV_STAMP): pyproject.toml
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
-	$(VPY) -m pip install $(PIP_QUIET) -e '.[dev,bridge]'
+	$(VPY) -m pip install $(PIP_QUIET) -e '.[dev,bridge,speech]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 $(TFL_STAMP): requirements-tflite-runtime.txt
@@ -55,10 +55,11 @@ test: models scenarios $(TFL_STAMP) ## Run the test suite (all set-up included):
 	INVIGIL_REQUIRE_RUNTIMES=tflite_runtime $(TFL_VENV)/bin/python -m pytest -q tests/edge/vision
 	INVIGIL_REQUIRE_RUNTIMES=ai_edge_litert $(VPY) -m pytest
 
-bench: models scenarios ## Model latency, memory, phone recall; the analysis loop; bridge ingest and alert latency (build/bench/*.json)
+bench: models scenarios ## Model latency, memory, phone recall; the analysis loop; bridge ingest and alert latency; VAD and keyword spotting (build/bench/*.json)
 	$(VPY) -m tools.bench.models
 	$(VPY) -m tools.bench.edge
 	$(VPY) -m tools.bench.bridge
+	$(VPY) -m tools.bench.speech
 
 eval: models scenarios ## Run the edge pipeline on every scenario, score it against the truth (build/eval/scenarios.json)
 	$(VPY) -m tools.evaluate

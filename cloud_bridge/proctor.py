@@ -33,7 +33,7 @@ def alert_message(row: ProctorAlert, candidate_id: str) -> dict[str, Any]:
     return {"v": VERSION, "id": row.id, "exam": row.exam_id, "session": row.session_id, "candidate": candidate_id,
             "device": row.device_id, "kind": row.kind, "phase": row.phase, "severity": row.severity,
             "confidence": round(row.confidence, 2), "t": row.time_ms, "alert": row.alert_id, "event": row.event_id,
-            "evidence": row.evidence, "flag": row.flag}
+            "evidence": row.evidence, "flag": row.flag, "keyword": row.keyword}
 
 
 class ProctorFeed:
@@ -63,7 +63,8 @@ class ProctorFeed:
         row = ProctorAlert(session_id=active.session_id, exam_id=active.exam_id, device_id=event.device_id,
                            event_id=event.event_id, alert_id=event.alert_id or event.event_id, kind=event.kind,
                            phase=event.phase, severity=event.severity, confidence=event.confidence,
-                           time_ms=event.time_ms, evidence=event.evidence, flag=flag, created_at=self.clock())
+                           time_ms=event.time_ms, evidence=event.evidence, flag=flag, keyword=event.keyword,
+                           created_at=self.clock())
         session.add(row)
         return row, active.candidate_id
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from edge_app.analysis_config import AnalysisConfig
 from edge_app.calibrate import Calibration, Calibrator
-from edge_app.crops import hand_and_desk_regions
+from edge_app.crops import QUARTER_TURNS, detect_turned, hand_and_desk_regions
 from edge_app.rules.observation import Box, Observation, Sighting
 from edge_app.tamper import view_stats
 from edge_app.track import PersonTracker, Track, box_iou, overlap
@@ -87,9 +87,20 @@ class FrameAnalyzer:
         self.calibration: Calibration | None = None
         self.started: float | None = None
         self.keypoints: np.ndarray | None = None
+        self.crop_passes = 0
         self.mouth: deque[tuple[float, float]] = deque(maxlen=30)
         self.identity_doubt_until = 0.0
         self.candidate_id: int | None = None
+
+    def use_template(self, template: np.ndarray | None) -> None:
+        """Compare faces with this identity template from now on (None: no identity checks); check soon."""
+        self.template = template
+        self.identity_doubt_until = 0.0
+        self.cadence.reset("identity")
+
+    def use_limits(self, zone_margin: float, identity_threshold: float) -> None:
+        """New left_zone margin and identity threshold (the rules' values, changed by a command)."""
+        self.zone_margin, self.identity_threshold = zone_margin, identity_threshold
 
     def _time(self, stages: dict[str, float], name: str, begun: float) -> None:
         stages[name] = stages.get(name, 0.0) + (time.perf_counter() - begun) * 1000
@@ -101,7 +112,7 @@ class FrameAnalyzer:
             self.started, self.calibrator = t, Calibrator((width, height))
         calibrating = self.calibration is None
         zone = None if self.calibration is None else self.calibration.zone
-        obs: dict[str, object] = {}
+        obs = Observation(t)  # filled in by each stage that runs on this frame (dataclasses.replace, typed)
 
         candidate: Track | None = None
         detections: list[Detection] | None = None
@@ -112,10 +123,8 @@ class FrameAnalyzer:
             visible = self.tracker.update(people, t)
             candidate = self.tracker.candidate(visible, zone)
             self._time(stages, "detector", begun)
-            obs["people"] = len(visible)
-            obs["candidate"] = candidate.box if candidate else None
-            if candidate is not None and zone is not None:
-                obs["in_zone"] = self._in_zone(candidate.box, zone)
+            in_zone = self._in_zone(candidate.box, zone) if candidate is not None and zone is not None else None
+            obs = replace(obs, people=len(visible), candidate=candidate.box if candidate else None, in_zone=in_zone)
             if candidate is not None and candidate.id != self.candidate_id:
                 self.candidate_id = candidate.id
                 self.identity_doubt_until = t + 10.0  # a new person in the seat: check who it is soon
@@ -130,12 +139,12 @@ class FrameAnalyzer:
         elif candidate is None:
             self.keypoints = None
 
-        face = self._face(frame, candidate, t, stages, obs)
-        screens = self._objects(frame, detections, candidate, t, stages, obs)
+        face, obs = self._face(frame, candidate, t, stages, obs)
+        screens, obs = self._objects(frame, detections, candidate, t, stages, obs)
         if not calibrating and self.cadence.due("tamper", t):
             begun = time.perf_counter()
             seen = [tr.box for tr in self.tracker.tracks if tr.confirmed]
-            obs["view"] = view_stats(frame, self.calibration.reference if self.calibration else None, seen)
+            obs = replace(obs, view=view_stats(frame, self.calibration.reference if self.calibration else None, seen))
             self._time(stages, "tamper", begun)
 
         if calibrating:
@@ -151,8 +160,8 @@ class FrameAnalyzer:
                 return Analysis(None, stages, self.calibration)
             return Analysis(None, stages)
         if self.template is not None and face is not None:
-            self._identity(frame, face, t, stages, obs)
-        return Analysis(Observation(t, **obs), stages)  # type: ignore[arg-type]
+            obs = replace(obs, identity=self._identity(frame, face, t, stages))
+        return Analysis(obs, stages)
 
     def _in_zone(self, box: Box, zone: Box) -> bool:
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
@@ -160,9 +169,9 @@ class FrameAnalyzer:
         return zone[0] - mx <= cx <= zone[2] + mx and zone[1] - my <= cy <= zone[3] + my and overlap(box, zone) > 0.3
 
     def _face(self, frame: np.ndarray, candidate: Track | None, t: float, stages: dict[str, float],
-              obs: dict[str, object]) -> Face | None:
+              obs: Observation) -> tuple[Face | None, Observation]:
         if candidate is None or not self.cadence.due("face", t):
-            return None
+            return None, obs
         begun = time.perf_counter()
         faces = [f for f in self.models.face_detector.detect(frame) if overlap(f.box, candidate.box) > 0.6]
         face = None
@@ -170,54 +179,57 @@ class FrameAnalyzer:
             face = self.models.face_landmarks.landmarks(frame, max(faces, key=lambda f: f.side))
         self._time(stages, "face", begun)
         if face is None or face.yaw is None or face.pitch is None or face.mouth_open is None:
-            return face
+            return face, obs
         self.mouth.append((t, face.mouth_open))
         recent = [m for ts, m in self.mouth if ts > t - 1.0]
         if len(recent) >= 3:
-            obs["lips"] = float(max(recent) - min(recent))
+            obs = replace(obs, lips=float(max(recent) - min(recent)))
         if self.calibration is not None:
-            obs["yaw_off"] = face.yaw - self.calibration.yaw
-            obs["pitch_off"] = face.pitch - self.calibration.pitch
-        return face
+            obs = replace(obs, yaw_off=face.yaw - self.calibration.yaw, pitch_off=face.pitch - self.calibration.pitch)
+        return face, obs
 
     def _objects(self, frame: np.ndarray, detections: list[Detection] | None, candidate: Track | None, t: float,
-                 stages: dict[str, float], obs: dict[str, object]) -> list[Box]:
+                 stages: dict[str, float], obs: Observation) -> tuple[list[Box], Observation]:
         if detections is None:
-            return []
+            return [], obs
         phones = [Sighting(d.label, d.score, d.box) for d in detections if d.label == "cell phone"]
         if self.config.hand_crops and candidate is not None and self.cadence.due("crops", t):
             begun = time.perf_counter()
             height, width = frame.shape[:2]
+            quarter = QUARTER_TURNS[self.crop_passes % len(QUARTER_TURNS)] if self.config.turned_crops else 0
+            self.crop_passes += 1
             for region in hand_and_desk_regions(candidate.box, self.keypoints, (width, height)):
-                for d in self.models.detector.detect(frame, region):
+                found = self.models.detector.detect(frame, region)
+                if quarter:  # one quarter turn per pass, left and right by turns: twice the upright cost, not three
+                    found += detect_turned(self.models.detector, frame, region, quarter)
+                for d in sorted(found, key=lambda d: -d.score):
                     if d.label == "cell phone" and all(box_iou(d.box, p.box) < 0.5 for p in phones):
                         phones.append(Sighting(d.label, d.score, d.box))
             self._time(stages, "crops", begun)
-        obs["phones"] = tuple(phones)
         screens = [d.box for d in detections if d.label in SCREENS and d.score >= self.config.screen_score]
         expected = self.calibration.screen if self.calibration else None
-        obs["materials"] = tuple(
+        materials = tuple(
             Sighting(d.label, d.score, d.box) for d in detections
             if d.label in MATERIAL or (d.label in SCREENS and (expected is None or box_iou(d.box, expected) < 0.3)
                                        and self.calibration is not None)
         )
-        return screens
+        return screens, replace(obs, phones=tuple(phones), materials=materials)
 
-    def _identity(self, frame: np.ndarray, face: Face, t: float, stages: dict[str, float],
-                  obs: dict[str, object]) -> None:
+    def _identity(self, frame: np.ndarray, face: Face, t: float, stages: dict[str, float]) -> float | None:
+        """Similarity of the face to the template when a check is due (None: not checked on this frame)."""
         if face.yaw is None or abs(face.yaw) > self.config.max_identity_yaw:
-            return
+            return None
         doubt = t < self.identity_doubt_until
         if doubt:
             self.cadence.periods["identity"] = self.config.identity_recheck
         else:
             self.cadence.periods["identity"] = self.config.identity_every
         if not self.cadence.due("identity", t):
-            return
+            return None
         begun = time.perf_counter()
         assert self.template is not None
         similarity = cosine(self.models.face_embedding.embed(frame, face), self.template)
         self._time(stages, "identity", begun)
-        obs["identity"] = similarity
         if similarity < self.identity_threshold:
             self.identity_doubt_until = max(self.identity_doubt_until, t + 10.0)
+        return similarity

@@ -28,4 +28,7 @@ class AnalysisConfig(BaseModel):
     screen_score: float = Field(0.4, gt=0, lt=1, description="detector score the PC screen needs at calibration")
     hand_crops: bool = Field(True, description="second detector pass on crops around the hands and desk")
     crop_hz: float = Field(2.5, gt=0, le=30, description="hand/desk crop passes per second")
+    turned_crops: bool = Field(True, description="also look at each hand/desk crop turned a quarter, left and right "
+                               "on alternate passes (a phone held sideways or lying across the desk; two detector "
+                               "runs per crop)")
     max_identity_yaw: float = Field(30.0, gt=0, le=90, description="faces turned further are not compared")

@@ -10,6 +10,9 @@
   impulse    share of the chunk's energy in its loudest 4 ms: a key click is a few milliseconds long.
 Voice must persist for ``onset_ms`` to switch on and stay absent for ``hangover_ms`` to switch off, which
 bridges the pauses and fricatives inside speech and ignores isolated clicks.
+
+It was measured against WebRTC's VAD (``tools/bench/speech.py``, ``make bench``) on real recordings: about
+the same speech recall, and far fewer chunks called voice on real bangs, knocks and music, so it stays.
 """
 
 from __future__ import annotations
@@ -27,6 +30,26 @@ SPEECH_BAND = (300.0, 3400.0)
 _IMPULSE_MS = 4.0
 
 
+class VoiceGate:
+    """Voice on after ``onset_ms`` of voiced chunks in a row, off after ``hangover_ms`` of unvoiced ones."""
+
+    def __init__(self, onset_ms: float, hangover_ms: float) -> None:
+        self.onset_ms, self.hangover_ms = onset_ms, hangover_ms
+        self.active = False
+        self._voiced_s = self._unvoiced_s = 0.0
+
+    def update(self, voiced: bool, seconds: float) -> bool:
+        if voiced:
+            self._voiced_s, self._unvoiced_s = self._voiced_s + seconds, 0.0
+        else:
+            self._voiced_s, self._unvoiced_s = 0.0, self._unvoiced_s + seconds
+        if not self.active and voiced and self._voiced_s * 1000 >= self.onset_ms - 1e-6:
+            self.active = True
+        elif self.active and not voiced and self._unvoiced_s * 1000 >= self.hangover_ms - 1e-6:
+            self.active = False
+        return self.active
+
+
 def dbfs(samples: np.ndarray) -> float:
     """RMS level in dBFS (full-scale sine = -3.01); silence and empty input give DBFS_FLOOR (-120)."""
     x = np.asarray(samples, dtype=np.float64).ravel()
@@ -36,6 +59,15 @@ def dbfs(samples: np.ndarray) -> float:
     if not math.isfinite(rms):
         raise ValueError("dbfs: samples hold NaN or infinity")
     return max(DBFS_FLOOR, 20.0 * math.log10(rms)) if rms > 0 else DBFS_FLOOR
+
+
+def pcm16(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Float samples in -1..1 as int16 at ``target`` Hz (linear interpolation when the rates differ)."""
+    x = np.asarray(samples, dtype=np.float64).ravel()
+    if rate != target and x.size:
+        count = max(1, round(x.size * target / rate))
+        x = np.interp(np.arange(count) * (rate / target), np.arange(x.size), x)
+    return (np.clip(x, -1.0, 1.0) * 32767.0).round().astype("<i2")
 
 
 @dataclass(frozen=True)
@@ -118,8 +150,7 @@ class VoiceActivityDetector:
         """Forget the noise floor and the on/off state."""
         self.noise_floor = self.config.initial_floor_dbfs
         self.active = False
-        self._voiced_s = 0.0
-        self._unvoiced_s = 0.0
+        self.gate = VoiceGate(self.config.onset_ms, self.config.hangover_ms)
 
     def probability(self, features: ChunkFeatures) -> float:
         """How much one chunk's cues look like voice, 0..1 (product of soft per-cue memberships)."""
@@ -137,16 +168,7 @@ class VoiceActivityDetector:
         p = self.probability(features)
         seconds = chunk.duration
         voiced = p >= self.config.threshold
-        if voiced:
-            self._voiced_s += seconds
-            self._unvoiced_s = 0.0
-        else:
-            self._unvoiced_s += seconds
-            self._voiced_s = 0.0
-        if not self.active and voiced and self._voiced_s * 1000 >= self.config.onset_ms - 1e-6:
-            self.active = True
-        elif self.active and not voiced and self._unvoiced_s * 1000 >= self.config.hangover_ms - 1e-6:
-            self.active = False
+        self.active = self.gate.update(voiced, seconds)
         self._track_floor(features.dbfs, seconds, voiced)
         return VoiceState(active=self.active, probability=p, dbfs=features.dbfs)
 

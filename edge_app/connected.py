@@ -102,7 +102,7 @@ class ConnectedDevice:
 
     def attach(self, runner: Any) -> None:
         """The SessionRunner whose template, rules and alerts the commands change."""
-        self.runner, self._base_template = runner, runner.analyzer.template
+        self.runner, self._base_template = runner, runner.template
 
     def start(self) -> None:
         threading.Thread(target=self._idle_heartbeat, name="heartbeat", daemon=True).start()

@@ -1,4 +1,5 @@
-"""What every model sees in one image: people with pose, objects, faces with head pose, identity.
+"""What every model sees in one image: people with pose, objects, faces with head pose, identity, and what
+the unit would conclude about a phone (the full pass, the hand/desk pass and the phone rule's verdict).
 
 Used by ``python -m edge_app detect`` (and so by the demo) to check the models on any photo.
 """
@@ -10,9 +11,13 @@ from typing import Any
 
 import numpy as np
 
+from edge_app.crops import hand_and_desk_regions
+from edge_app.rules.presets import STANDARD
+from edge_app.track import box_iou
 from edge_app.vision.models import VisionModels
 
 POSE_PEOPLE = 4  # pose is estimated for the largest people only (the candidate is one of them)
+PHONE = "cell phone"
 KEYPOINT_MIN_SCORE = 0.3
 
 
@@ -32,12 +37,15 @@ def describe(models: VisionModels, image: np.ndarray, enrolled: np.ndarray | Non
     timed("detector", started)
     people = sorted((d for d in detections if d.label == "person"), key=lambda d: -_area(d.box))
     result_people = []
+    candidate_keypoints: np.ndarray | None = None
     for rank, person in enumerate(people):
         entry: dict[str, Any] = {"score": round(person.score, 3), "box": _box(person.box)}
         if rank < POSE_PEOPLE:
             started = time.perf_counter()
             pose = models.pose.estimate(image, box=person.box)
             timed("pose", started)
+            if rank == 0:
+                candidate_keypoints = pose.as_array()
             entry["pose"] = {
                 k.name: [round(k.x, 1), round(k.y, 1), round(k.score, 2)]
                 for k in pose.keypoints
@@ -47,6 +55,9 @@ def describe(models: VisionModels, image: np.ndarray, enrolled: np.ndarray | Non
     objects = [
         {"label": d.label, "score": round(d.score, 3), "box": _box(d.box)} for d in detections if d.label != "person"
     ]
+    started = time.perf_counter()
+    phone = phone_verdict(models, image, detections, people[0].box if people else None, candidate_keypoints)
+    timed("hand_desk_crops", started)
     started = time.perf_counter()
     faces = models.face_detector.detect(image)
     timed("face_detector", started)
@@ -77,9 +88,38 @@ def describe(models: VisionModels, image: np.ndarray, enrolled: np.ndarray | Non
         "size": [int(image.shape[1]), int(image.shape[0])],
         "people": result_people,
         "objects": objects,
+        "phone": phone,
         "faces": result_faces,
         "timings_ms": timings,
     }
+
+
+def phone_verdict(models: VisionModels, image: np.ndarray, detections: list[Any],
+                  candidate: tuple[float, float, float, float] | None, keypoints: np.ndarray | None,
+                  min_score: float = float(STANDARD["phone"]["min_score"])) -> dict[str, Any]:
+    """The phone as the unit judges one frame: the full pass, the second pass on crops around the largest
+    person's wrists and desk (as on the device), and whether the phone rule's threshold is met."""
+    full = [{"score": round(d.score, 3), "box": _box(d.box)} for d in detections if d.label == PHONE]
+    regions: list[tuple[float, float, float, float]] = []
+    crops: list[dict[str, Any]] = []
+    if candidate is not None:
+        height, width = image.shape[:2]
+        regions = hand_and_desk_regions(candidate, keypoints, (width, height))
+        for region in regions:
+            for d in models.detector.detect(image, region):
+                if d.label == PHONE and all(box_iou(d.box, tuple(f["box"])) < 0.5 for f in full):
+                    crops.append({"score": round(d.score, 3), "box": _box(d.box)})
+    seen = [("full frame", f) for f in full] + [("hand/desk crop", c) for c in crops]
+    best = max(seen, key=lambda s: s[1]["score"], default=None)
+    if best is not None and best[1]["score"] >= min_score:
+        verdict = f"phone: {best[1]['score']:.2f} >= {min_score} in the {best[0]}"
+    elif best is not None:
+        verdict = f"no phone: best cell phone {best[1]['score']:.2f} ({best[0]}) is below {min_score}"
+    else:
+        verdict = "no phone: no cell phone box in either pass" + ("" if candidate else " (no person: no crops)")
+    return {"full_pass": full, "crop_regions": [_box(r) for r in regions], "crop_pass": crops,
+            "min_score": min_score, "seen": bool(best and best[1]["score"] >= min_score), "verdict": verdict,
+            "note": "one frame; the rule raises when this holds in enough frames over its window"}
 
 
 def _area(box: tuple[float, float, float, float]) -> float:
@@ -100,6 +140,9 @@ def format_text(name: str, info: dict[str, Any]) -> str:
         lines.append(f"    person {person['score']:.2f} at {person['box']}{pose_text}")
     objects = ", ".join(f"{o['label']} {o['score']:.2f}" for o in info["objects"]) or "none"
     lines.append(f"  objects: {objects}")
+    phone = info["phone"]
+    lines.append(f"  phone rule: {phone['verdict']} (full pass {len(phone['full_pass'])}, "
+                 f"hand/desk pass {len(phone['crop_pass'])} in {len(phone['crop_regions'])} crops)")
     lines.append(f"  faces: {len(info['faces'])}")
     for face in info["faces"]:
         text = (

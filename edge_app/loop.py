@@ -25,6 +25,7 @@ from edge_app.evidence import EvidenceError, EvidenceRecorder
 from edge_app.rules.config import RulesConfig
 from edge_app.rules.debounce import Transition
 from edge_app.rules.engine import EngineState, close_all, evaluate
+from edge_app.speech.keywords import KeywordSpotter, SpeechUnavailable, build_spotter
 from edge_app.vision.models import VisionModels, load_models
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Emit = Callable[[dict[str, Any]], None]
 WAIT = 0.25  # seconds per bounded wait for a frame
+EVIDENCE_WAIT = 5.0  # seconds a file's frame may wait for the evidence encoder (a live camera's never waits)
 KEEP_TIMINGS = 20_000  # per-frame timings kept for figures (the newest; a half is dropped at once when full)
 
 
@@ -42,10 +44,11 @@ class LoopStats:
     dropped: int = 0  # frames the grabber skipped because analysis was busy
     alerts: int = 0  # alert starts
     loop_ms: list[float] = field(default_factory=list)  # wall time per analysed frame (the newest KEEP_TIMINGS)
-    stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    stages_ms: dict[str, list[float]] = field(default_factory=dict)  # analysis stages, evidence, audio, rules
     wall_seconds: float = 0.0
     media_seconds: float = 0.0
     stalls: int = 0
+    evidence_dropped: int = 0  # ring frames left out (the evidence encoder was behind or failed)
 
 
 def _keep(values: list[float], value: float) -> None:
@@ -59,7 +62,8 @@ def alert_message(transition: Transition, uid: str, evidence: dict[str, Any] | N
     return {"type": "alert", "id": uid, "kind": transition.kind, "phase": transition.phase,
             "t": round(transition.t, 3), "since": round(transition.since, 3), "severity": transition.severity,
             "confidence": round(transition.confidence, 3),
-            "box": [round(v, 1) for v in transition.box] if transition.box else None, "evidence": evidence}
+            "box": [round(v, 1) for v in transition.box] if transition.box else None, "evidence": evidence,
+            **({"keyword": transition.label} if transition.label else {})}
 
 
 class SessionRunner:
@@ -74,22 +78,27 @@ class SessionRunner:
         self.analyzer = FrameAnalyzer(self.models, config.analysis, template, rules.left_zone.margin,
                                       rules.identity_mismatch.min_similarity)
         self.engine = EngineState()
-        self.evidence = EvidenceRecorder(config.evidence, config.evidence_dir(), background_clips=True)
+        self.evidence = EvidenceRecorder(config.evidence, config.evidence_dir(), background=True)
         self.uids: dict[str, str] = {}
         self.stats = LoopStats()
         self.last_t = 0.0
         self.audio_failed = False
+        self.audio: AudioFeed | None = None
+        self.evidence_wait = 0.0
 
     def run(self, stop: threading.Event, source: FrameSource | None = None) -> LoopStats:
         """Run until the source ends or ``stop`` is set; ``source`` replaces the configured camera."""
         source = source or build_source(self.config.camera)
         grabber = LatestFrameGrabber(source)
+        self.evidence_wait = 0.0 if grabber.drop else EVIDENCE_WAIT  # files played as fast as analysed lose no frame
         audio = None
         if self.config.audio is not None:
             from edge_app.audio_feed import AudioFeed
 
             audio_config = self.config.audio
-            audio = AudioFeed(build_audio_source(audio_config), getattr(audio_config, "realtime", True))
+            audio = AudioFeed(build_audio_source(audio_config), getattr(audio_config, "realtime", True),
+                              spotter=self._spotter(self.config.rules))
+        self.audio = audio
         began = time.monotonic()
         grabber.start()
         if audio is not None:
@@ -129,21 +138,40 @@ class SessionRunner:
                 audio.stop()
             self._close()
             self.stats.dropped = grabber.dropped
+            self.stats.evidence_dropped = self.evidence.ring_dropped + self.evidence.ring_errors
             self.stats.wall_seconds = time.monotonic() - began
         return self.stats
+
+    @property
+    def template(self) -> Any:
+        """The identity template faces are checked against (None: no checks)."""
+        return self.analyzer.template
 
     def set_template(self, template: Any) -> None:
         """Check identity against ``template`` (None: no checks) from the next face on (the enrolled face of the
         paired session); doubts about the previous template are forgotten."""
-        self.analyzer.template = template
-        self.analyzer.identity_doubt_until = 0.0
-        self.analyzer.cadence.reset("identity")
+        self.analyzer.use_template(template)
 
     def set_rules(self, rules: RulesConfig) -> None:
         """Judge with ``rules`` from the next frame; running alerts keep their state."""
+        keywords_changed = rules.speech_keyword != self.config.rules.speech_keyword
         self.config = self.config.model_copy(update={"rules": rules})
-        self.analyzer.zone_margin = rules.left_zone.margin
-        self.analyzer.identity_threshold = rules.identity_mismatch.min_similarity
+        self.analyzer.use_limits(rules.left_zone.margin, rules.identity_mismatch.min_similarity)
+        if keywords_changed and self.audio is not None:
+            self.audio.set_spotter(self._spotter(rules))
+
+    def _spotter(self, rules: RulesConfig) -> KeywordSpotter | None:
+        """The keyword spotter the rules ask for; None when keywords are off or cannot be spotted here (said once
+        as a status message, and the exam goes on)."""
+        rule = rules.speech_keyword
+        if not rule.enabled:
+            return None
+        try:
+            return build_spotter(rule.keywords, rule.thresholds, rule.default_threshold)
+        except SpeechUnavailable as exc:
+            self.emit({"type": "status", "state": "keywords_unavailable", "t": round(self.last_t, 3),
+                       "reason": str(exc)})
+            return None
 
     def end_alerts(self) -> None:
         """End every running alert now (the session stopped); the engine starts afresh."""
@@ -156,12 +184,13 @@ class SessionRunner:
         begun = time.perf_counter()
         self.last_t = frame.t
         try:
-            self.evidence.push(frame.image, frame.t)
+            self.evidence.push(frame.image, frame.t, self.evidence_wait)  # a worker encodes (evidence.recorder)
         except EvidenceError as exc:
             log.warning("frame %d not kept as evidence: %s", frame.index, exc)
+        mark = time.perf_counter()
+        stages = {"evidence": (mark - begun) * 1000}
         analysis = self.analyzer.analyse(frame.image, frame.t)
-        for name, ms in analysis.stages_ms.items():
-            _keep(self.stats.stages_ms.setdefault(name, []), ms)
+        stages.update(analysis.stages_ms)
         if analysis.calibration is not None:
             cal = analysis.calibration
             self.emit({"type": "calibration", "t": round(frame.t, 3), "usable": cal.placement.usable,
@@ -169,17 +198,25 @@ class SessionRunner:
                        "zone": [round(v, 1) for v in cal.zone], "yaw": round(cal.yaw, 1),
                        "pitch": round(cal.pitch, 1)})
         obs = analysis.observation
+        mark = time.perf_counter()
         dbfs, voice = audio.until(frame.t) if audio is not None else (None, None)  # drained while calibrating too
-        if audio is not None and audio.error is not None and not self.audio_failed:
-            self.audio_failed = True
-            self.emit({"type": "status", "state": "audio_unavailable", "t": round(frame.t, 3),
-                       "reason": str(audio.error)})
+        heard = audio.keywords() if audio is not None else None
+        if audio is not None:
+            stages["audio"] = (time.perf_counter() - mark) * 1000
+            if audio.error is not None and not self.audio_failed:
+                self.audio_failed = True
+                self.emit({"type": "status", "state": "audio_unavailable", "t": round(frame.t, 3),
+                           "reason": str(audio.error)})
         if obs is not None:
-            if dbfs is not None:
-                obs = replace(obs, dbfs=dbfs, voice=voice)
+            mark = time.perf_counter()
+            if dbfs is not None or heard is not None:
+                obs = replace(obs, dbfs=dbfs, voice=voice, keywords=heard)
             transitions, self.engine = evaluate(self.config.rules, self.engine, obs)
             for transition in transitions:
                 self._send(transition, frame)
+            stages["rules"] = (time.perf_counter() - mark) * 1000  # with the alerts' snapshots
+        for name, ms in stages.items():
+            _keep(self.stats.stages_ms.setdefault(name, []), ms)
         self.stats.frames += 1
         self.stats.media_seconds = frame.t
         _keep(self.stats.loop_ms, (time.perf_counter() - begun) * 1000)

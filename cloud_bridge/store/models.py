@@ -95,6 +95,7 @@ class ProctorAlert(Base):
     time_ms: Mapped[int] = mapped_column(BigInteger)
     evidence: Mapped[str | None] = mapped_column(String(32), nullable=True)
     flag: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    keyword: Mapped[str | None] = mapped_column(String(18), nullable=True)  # speech_keyword: the word heard
     created_at: Mapped[float] = mapped_column(Float)
 
 

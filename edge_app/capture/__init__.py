@@ -1,7 +1,8 @@
-"""Frame and audio sources (cameras, streams, files, scenarios, microphones) and the newest-frame grabber.
+"""Frame and audio sources (cameras, streams, files, microphones) and the newest-frame grabber.
 
 The settings (:mod:`edge_app.capture.config`) load eagerly; the sources themselves on first use, so that
-validating a config does not load OpenCV.
+validating a config does not load OpenCV. A rendered scenario played as a camera is a development tool
+(``tools/scenarios/player.py``), reached through :func:`build_source` only.
 """
 
 from __future__ import annotations
@@ -32,14 +33,12 @@ if TYPE_CHECKING:
         register_source,
     )
     from edge_app.capture.grabber import LatestFrameGrabber
-    from edge_app.capture.scenario import ScenarioSource, load_truth, scenario_audio
     from edge_app.capture.wav import read_wav
 
 _LAZY = {
     "edge_app.capture.base": ("AudioChunk", "AudioSource", "Frame", "FrameSource", "SourceError",
                               "build_audio_source", "build_source", "register_audio_source", "register_source"),
     "edge_app.capture.grabber": ("LatestFrameGrabber",),
-    "edge_app.capture.scenario": ("ScenarioSource", "load_truth", "scenario_audio"),
     "edge_app.capture.wav": ("read_wav",),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
@@ -62,15 +61,12 @@ __all__ = [
     "OpenCVSourceConfig",
     "PicameraSourceConfig",
     "PyAudioConfig",
-    "ScenarioSource",
     "ScenarioSourceConfig",
     "SourceError",
     "WavAudioConfig",
     "build_audio_source",
     "build_source",
-    "load_truth",
     "read_wav",
     "register_audio_source",
     "register_source",
-    "scenario_audio",
 ]

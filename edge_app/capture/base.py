@@ -18,7 +18,11 @@ from pydantic import BaseModel, TypeAdapter
 
 from edge_app.capture.config import AudioSourceConfig, FrameSourceConfig
 
-_BUILTIN_MODULES = ("opencv_src", "picam", "scenario", "wav", "pyaudio_src")
+_BUILTIN_MODULES = ("edge_app.capture.opencv_src", "edge_app.capture.picam", "edge_app.capture.wav",
+                    "edge_app.capture.pyaudio_src")
+# Simulation stays out of the unit's package: the scenario player lives with the scenario tools and is
+# reached only through this registry, when a config asks for it.
+_TOOL_MODULES = {"scenario": "tools.scenarios.player"}
 
 
 class SourceError(RuntimeError):
@@ -143,17 +147,23 @@ def register_audio_source(cls: AudioSourceType) -> AudioSourceType:
     return cls
 
 
-def _load_builtin_sources() -> None:
+def _load_builtin_sources(kind: object = None) -> None:
     for module in _BUILTIN_MODULES:
-        importlib.import_module(f"edge_app.capture.{module}")
+        importlib.import_module(module)
+    if isinstance(kind, str) and kind in _TOOL_MODULES:
+        try:
+            importlib.import_module(_TOOL_MODULES[kind])
+        except ModuleNotFoundError as exc:
+            raise SourceError(f"the {kind!r} source is a development tool ({_TOOL_MODULES[kind]}), not part of the "
+                              f"unit's package; run from the source tree to use it ({exc})") from None
 
 
 def build_source(config: FrameSourceConfig | BaseModel | Mapping[str, Any]) -> FrameSource:
     """The frame source a config describes (a config model, or a mapping validated as one)."""
-    _load_builtin_sources()
     if isinstance(config, Mapping):
         config = _frame_config.validate_python(config)
     kind = getattr(config, "type", None)
+    _load_builtin_sources(kind)
     if kind not in _FRAME_SOURCES:
         raise SourceError(f"no frame source of type {kind!r}; known types: {', '.join(sorted(_FRAME_SOURCES))}")
     return _FRAME_SOURCES[kind](config)
@@ -161,10 +171,10 @@ def build_source(config: FrameSourceConfig | BaseModel | Mapping[str, Any]) -> F
 
 def build_audio_source(config: AudioSourceConfig | BaseModel | Mapping[str, Any]) -> AudioSource:
     """The audio source a config describes (a config model, or a mapping validated as one)."""
-    _load_builtin_sources()
     if isinstance(config, Mapping):
         config = _audio_config.validate_python(config)
     kind = getattr(config, "type", None)
+    _load_builtin_sources(kind)
     if kind not in _AUDIO_SOURCES:
         raise SourceError(f"no audio source of type {kind!r}; known types: {', '.join(sorted(_AUDIO_SOURCES))}")
     return _AUDIO_SOURCES[kind](config)

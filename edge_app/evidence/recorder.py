@@ -3,7 +3,17 @@
 ``push`` every frame (thinned to ``ring_fps``, JPEG in RAM), ``snapshot`` when an alert starts (JPEG
 on disk now, clip scheduled), ``enforce`` periodically and after each snapshot, ``flush`` at shutdown.
 Capture times ``t`` are seconds on the caller's capture clock; wall times (file dates, mtimes,
-retention) are passed in as ``now_wall``. Use it from one thread.
+retention) are passed in as ``now_wall``. Call it from one thread.
+
+With ``background=True`` the loop thread only admits a frame (thinning: tens of microseconds); a worker
+thread JPEG-encodes it into the ring and feeds waiting clips, and another writes clips. Memory stays
+bounded: the ring holds at most ``ring_max_frames`` JPEG frames of at most ``ring_seconds`` (20-80 KB
+each at 640x480, up to about 200 KB at 1280x720, by scene detail; at the defaults, about 50 frames: 4 MB
+and 10 MB at most), and at most :data:`MAX_QUEUED_FRAMES` raw frames wait for the encoder, held by
+reference (so a pushed frame must not be modified afterwards; 7.4 MB for eight 640x480 frames, 22 MB
+at 1280x720). A frame that finds the queue full is left out of the ring and counted in
+``ring_dropped``; the alert's snapshot is always encoded at once, on the caller's thread, so it is
+never lost.
 """
 
 from __future__ import annotations
@@ -31,7 +41,9 @@ log = logging.getLogger(__name__)
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
 MAX_PENDING_CLIPS = 8  # alerts starting together share frames, but each clip costs a decode/encode pass
+MAX_QUEUED_FRAMES = 8  # raw frames waiting for the ring encoder (background mode; 1.6 s at 5 fps); more are dropped
 BOX_COLOUR = (0, 0, 255)  # BGR red
+Queued = tuple[np.ndarray, float, bool] | threading.Event | None  # a frame (image, t, restart), a drain mark, stop
 
 
 @dataclass(frozen=True)
@@ -52,38 +64,61 @@ class Evidence:
 class EvidenceRecorder:
     """Frame ring, snapshots, clips, quota and retention for one evidence directory."""
 
-    def __init__(self, config: EvidenceConfig, directory: Path, background_clips: bool = False) -> None:
-        """``background_clips``: write clips on a worker thread so the analysis loop never waits for the
-        encode and the SD card (a clip takes a quarter of a second on x86, longer on a Pi)."""
+    def __init__(self, config: EvidenceConfig, directory: Path, background: bool = False) -> None:
+        """``background``: encode ring frames and write clips on worker threads, so the analysis loop never
+        waits for the JPEG encoder or the SD card (a clip takes a quarter of a second on x86, longer on a Pi)."""
         self.config = config
         self.directory = directory
-        self._clips: queue.Queue[PendingClip | None] | None = None
-        self._worker: threading.Thread | None = None
-        if background_clips:
-            self._clips = queue.Queue(maxsize=MAX_PENDING_CLIPS)
-            self._worker = threading.Thread(target=self._clip_worker, name="invigil-clips", daemon=True)
-            self._worker.start()
         self.ring = FrameRing(
             config.ring_seconds, config.ring_max_frames, config.ring_fps, config.snapshot_max_side, config.jpeg_quality
         )
         self.pending: dict[str, PendingClip] = {}
         self.clips_written = 0
         self.clip_errors = 0
+        self.ring_dropped = 0  # admitted frames left out of the ring because the encoder was behind
+        self.ring_errors = 0  # frames the encoder failed on (background mode; synchronously they raise)
+        self._lock = threading.Lock()  # the ring and pending clips: scheduled by the caller, fed by the encoder
+        self._restart = False  # a dropped frame restarted the ring: the next queued frame carries it
+        self._clips: queue.Queue[PendingClip | None] | None = None
+        self._frames: queue.Queue[Queued] | None = None
+        self._slots = threading.Semaphore(MAX_QUEUED_FRAMES)
+        self._workers: list[threading.Thread] = []
+        if background:
+            self._clips = queue.Queue(maxsize=MAX_PENDING_CLIPS)
+            self._frames = queue.Queue()  # frames bounded by _slots; drain marks and stop always fit
+            for target, name in ((self._ring_worker, "invigil-ring"), (self._clip_worker, "invigil-clips")):
+                self._workers.append(threading.Thread(target=target, name=name, daemon=True))
+                self._workers[-1].start()
 
-    def push(self, image: np.ndarray, t: float) -> None:
+    def push(self, image: np.ndarray, t: float, wait: float = 0.0) -> None:
         """Add the RGB frame captured at ``t`` to the ring and to waiting clips; write clips that are complete.
 
-        A malformed frame raises :class:`EvidenceError`; a clip that cannot be written is logged, not raised.
+        In background mode a full encoder queue drops the frame, or first waits up to ``wait`` seconds for
+        room (a file played for evaluation keeps every frame; a live camera never waits). A malformed
+        frame raises :class:`EvidenceError`; a clip that cannot be written is logged, not raised.
         """
         if not self.config.enabled:
             return
-        frame = self.ring.push(image, t)
-        for alert_id, clip in list(self.pending.items()):
-            if frame is not None:
-                clip.add(frame)
-            if t >= clip.end:
-                del self.pending[alert_id]
-                self._write_clip(clip)
+        check_rgb(image)
+        restart = self.ring.admit(t)
+        if restart is None:
+            return
+        if self._frames is None:
+            self._store(image, t, restart)
+        elif self._slots.acquire(timeout=wait) if wait > 0 else self._slots.acquire(blocking=False):
+            self._frames.put((image, t, restart or self._restart))
+            self._restart = False
+        else:
+            self.ring_dropped += 1
+            self._restart = self._restart or restart
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait (bounded) until every frame pushed so far is in the ring; False on timeout."""
+        if self._frames is None:
+            return True
+        done = threading.Event()
+        self._frames.put(done)
+        return done.wait(timeout)
 
     def snapshot(
         self, alert_id: str, kind: str, image: np.ndarray, t: float, box: Box | None = None,
@@ -116,10 +151,14 @@ class EvidenceRecorder:
 
     def flush(self, t: float) -> None:
         """Write every waiting clip with the frames it has up to ``t`` (at shutdown)."""
-        for clip in list(self.pending.values()):
+        if not self.drain():
+            log.warning("evidence: ring encoder behind at flush; clips get the frames encoded so far")
+        with self._lock:
+            clips = list(self.pending.values())
+            self.pending.clear()
+        for clip in clips:
             clip.frames = [f for f in clip.frames if f.t <= t]
             self._write_clip(clip)
-        self.pending.clear()
 
     def enforce(self, now_wall: float) -> int:
         """Delete leftover temp files, evidence older than ``retention_days``, then the oldest until under quota.
@@ -129,23 +168,57 @@ class EvidenceRecorder:
         return enforce(self.directory, now_wall, self.config.retention_days * 86400.0, self.config.quota_mb * 1e6)
 
     def _schedule_clip(self, alert_id: str, path: Path, t: float, wall: float) -> Path | None:
-        if len(self.pending) >= MAX_PENDING_CLIPS:
-            log.warning("evidence: %d clips waiting; alert %s gets a snapshot only", len(self.pending), alert_id)
-            return None
         clip = PendingClip(alert_id, path, t - self.config.pre_seconds, t + self.config.post_seconds, wall)
-        for frame in self.ring.since(clip.start):
-            clip.add(frame)
-        self.pending[alert_id] = clip
+        with self._lock:  # frames still queued for the encoder join the clip as they are encoded
+            if len(self.pending) >= MAX_PENDING_CLIPS:
+                log.warning("evidence: %d clips waiting; alert %s gets a snapshot only", len(self.pending), alert_id)
+                return None
+            for frame in self.ring.since(clip.start):
+                clip.add(frame)
+            self.pending[alert_id] = clip
         return path
 
+    def _store(self, image: np.ndarray, t: float, restart: bool) -> None:
+        """Encode an admitted frame into the ring, feed it to waiting clips, hand on the complete ones."""
+        frame = self.ring.encode(image, t)
+        done: list[PendingClip] = []
+        with self._lock:
+            self.ring.add(frame, restart)
+            for alert_id, clip in list(self.pending.items()):
+                clip.add(frame)
+                if t >= clip.end:
+                    done.append(self.pending.pop(alert_id))
+        for clip in done:
+            self._write_clip(clip)
+
+    def _ring_worker(self) -> None:
+        assert self._frames is not None
+        frames = self._frames
+        while (item := frames.get()) is not None:
+            if isinstance(item, threading.Event):
+                item.set()
+                continue
+            try:
+                self._store(*item)
+            except Exception:  # a frame the encoder cannot take is left out; the ring goes on
+                log.exception("evidence: ring frame at t=%.2f not kept", item[1])
+                self.ring_errors += 1
+            finally:
+                self._slots.release()
+
     def close(self, timeout: float = 10.0) -> None:
-        """Wait (bounded) for clips handed to the worker; call after :meth:`flush` at shutdown."""
-        if self._clips is not None and self._worker is not None:
+        """Stop the workers, waiting (bounded) for the frames and clips handed to them; call after
+        :meth:`flush` at shutdown."""
+        if self._frames is not None:
+            self._frames.put(None)
+            self._workers[0].join(timeout)
+            self._frames = None
+        if self._clips is not None:
             try:
                 self._clips.put(None, timeout=timeout)
             except queue.Full:
                 log.warning("evidence: clip writer busy at shutdown; waiting clips may be lost")
-            self._worker.join(timeout)
+            self._workers[1].join(timeout)
             self._clips = None
 
     def _clip_worker(self) -> None:

@@ -1,7 +1,9 @@
 """Recent frames in RAM as JPEG bytes, thinned to a steady rate and bounded by age and count.
 
-Frames are encoded on push, so the ring costs tens of kilobytes per frame instead of a raw frame's
-megabytes. Timestamps are seconds on the caller's capture clock; nothing here reads a clock.
+Frames are kept as JPEG, so the ring costs tens of kilobytes per frame instead of a raw frame's
+megabytes. Admitting a frame (thinning, clock restarts) is separate from encoding and adding it, so the
+encoding can run on a worker thread (:mod:`edge_app.evidence.recorder`). Timestamps are seconds on the
+caller's capture clock; nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class FrameRing:
         self.thinner = Thinner(fps)
         self._frames: deque[JpegFrame] = deque(maxlen=max_frames)
         self._bytes = 0
+        self._admitted: float | None = None  # capture time of the newest admitted frame
 
     def __len__(self) -> int:
         return len(self._frames)
@@ -71,25 +74,49 @@ class FrameRing:
         """Encode and keep the RGB frame at ``t`` unless it is thinned out; the kept frame or ``None``.
 
         A timestamp before the newest frame is dropped; one more than ``seconds`` before it means the
-        capture clock restarted, so the ring starts over.
+        capture clock restarted, so the ring starts over. The same as :meth:`admit`, :meth:`encode` and
+        :meth:`add` in a row (a worker thread may do the last two).
         """
         check_rgb(image)
-        newest = self._frames[-1].t if self._frames else None
+        restart = self.admit(t)
+        if restart is None:
+            return None
+        frame = self.encode(image, t)
+        self.add(frame, restart)
+        return frame
+
+    def admit(self, t: float) -> bool | None:
+        """Whether the frame at ``t`` is kept: ``None`` (thinned out or late), else whether the capture clock
+        restarted (so :meth:`add` must start the ring over). Cheap; advances the thinning schedule."""
+        newest = self._admitted
         if newest is not None and t <= newest:
             if t >= newest - self.seconds:
                 return None
-            self.clear()
+            self.thinner.reset()
+            restart = True
+        else:
+            restart = False
         if not self.thinner.keep(t):
             return None
+        self._admitted = t
+        return restart
+
+    def encode(self, image: np.ndarray, t: float) -> JpegFrame:
+        """The RGB frame at ``t`` as a ring frame (scaled to ``max_side``, JPEG); touches no ring state."""
         bgr, _ = fit_bgr(image, self.max_side)
-        frame = JpegFrame(t, encode_jpeg(bgr, self.quality), bgr.shape[1], bgr.shape[0])
+        return JpegFrame(t, encode_jpeg(bgr, self.quality), bgr.shape[1], bgr.shape[0])
+
+    def add(self, frame: JpegFrame, restart: bool = False) -> None:
+        """Keep an admitted, encoded frame (after emptying the ring when ``restart``); drop what is too old."""
+        if restart:
+            self._frames.clear()
+            self._bytes = 0
         if len(self._frames) == self._frames.maxlen:
             self._bytes -= len(self._frames[0].jpeg)
         self._frames.append(frame)
         self._bytes += len(frame.jpeg)
-        while self._frames and self._frames[0].t < t - self.seconds - EPSILON:
+        while self._frames and self._frames[0].t < frame.t - self.seconds - EPSILON:
             self._bytes -= len(self._frames.popleft().jpeg)
-        return frame
 
     def since(self, t0: float) -> list[JpegFrame]:
         """Frames captured at or after ``t0``, oldest first."""
@@ -98,4 +125,5 @@ class FrameRing:
     def clear(self) -> None:
         self._frames.clear()
         self._bytes = 0
+        self._admitted = None
         self.thinner.reset()

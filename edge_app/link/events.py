@@ -45,7 +45,7 @@ class EventWriter:
                           phase=phase, severity=message["severity"], confidence=float(message["confidence"]),
                           prev_hash=prev_hash, box=box,
                           evidence=evidence_digest(evidence["sha256"]) if evidence.get("sha256") else None,
-                          alert_id=start_id)
+                          alert_id=start_id, keyword=message.get("keyword") if phase == "start" else None)
             return event_id, self.topic, encode_event(event, self.key)
 
         self.outbox.accept(build)

@@ -9,6 +9,9 @@ An alert event is one compact JSON object of at most 300 bytes with short keys::
      "b":[x1,y1,x2,y2],"e":"<evidence digest>","h":"<previous event hash>","a":"<start event id>",
      "sig":"<Ed25519 signature>"}
 
+A ``speech_keyword`` start event names the keyword heard in ``w`` (at most 18 characters, never a
+transcript) and carries no box.
+
 ``sig`` signs the canonical JSON (sorted keys, no spaces) of every other key. ``h`` is the first 16 bytes
 of the SHA-256 of the previous event's payload (empty for the first event of a device), so a
 missing, altered or re-ordered event breaks the chain; ``n`` counts each device's events from 1.
@@ -36,7 +39,7 @@ DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,13}$")  # 3-14 characters: keeps e
 KIND_CODES = {
     "absent": "ab", "left_zone": "lz", "extra_person": "xp", "phone": "ph", "material": "mt",
     "gaze_away": "gz", "talking": "tk", "loud_audio": "la", "identity_mismatch": "im",
-    "camera_tamper": "ct", "device_offline": "do",
+    "camera_tamper": "ct", "speech_keyword": "kw", "device_offline": "do",
 }
 KINDS = {code: kind for kind, code in KIND_CODES.items()}
 PHASES = {"s": "start", "u": "update", "e": "end"}
@@ -45,7 +48,9 @@ SEVERITIES = ("info", "warning", "critical")
 BOX_SCALE = 999  # box corners as shares of the frame, 0..999
 BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 REQUIRED = {"v", "id", "d", "n", "t", "k", "p", "s", "c", "h", "sig"}
-OPTIONAL = {"b", "e", "a"}
+OPTIONAL = {"b", "e", "a", "w"}
+MAX_KEYWORD = 18  # characters of a speech_keyword's "w": keeps the largest event within 300 bytes
+KEYWORD = re.compile(r"^[a-z][a-z' ]{0,17}$")
 
 
 class ProtocolError(ValueError):
@@ -126,6 +131,7 @@ class Event:
     box: tuple[float, float, float, float] | None = None  # shares of the frame, 0..1
     evidence: str | None = None  # evidence_digest(...) of the snapshot, on start events
     alert_id: str | None = None  # the start event's id, on update and end events
+    keyword: str | None = None  # speech_keyword start events: the keyword heard
 
     def fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -139,6 +145,8 @@ class Event:
             out["e"] = self.evidence
         if self.alert_id is not None:
             out["a"] = self.alert_id
+        if self.keyword is not None:
+            out["w"] = self.keyword
         return out
 
 
@@ -185,7 +193,7 @@ def decode_event(payload: bytes, public_key: Ed25519PublicKey | None) -> Event:
         kind=KINDS[fields["k"]], phase=PHASES[fields["p"]], severity=SEVERITIES[fields["s"]],
         confidence=fields["c"] / 100, prev_hash=fields["h"],
         box=tuple(v / BOX_SCALE for v in box) if box is not None else None,
-        evidence=fields.get("e"), alert_id=fields.get("a"),
+        evidence=fields.get("e"), alert_id=fields.get("a"), keyword=fields.get("w"),
     )
 
 
@@ -224,6 +232,10 @@ def _check(fields: dict[str, Any], payload: bytes) -> None:
         unb64(fields["a"], 16, "a")
     if (fields["p"] == "s") == ("a" in fields):
         raise ProtocolError("malformed", "a start event has no 'a'; update and end events name their start in 'a'")
+    if "w" in fields and (fields["k"] != KIND_CODES["speech_keyword"] or fields["p"] != "s" or "b" in fields
+                          or not isinstance(fields["w"], str) or not KEYWORD.fullmatch(fields["w"])):
+        raise ProtocolError("malformed", f"w must be a keyword of a-z, ' and spaces (at most {MAX_KEYWORD}), "
+                            "on a speech_keyword start event without a box")
     box = fields.get("b")
     if box is not None and (not isinstance(box, list) or len(box) != 4 or not all(
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= BOX_SCALE for v in box)):

@@ -12,14 +12,16 @@ Each kind is validated in full after the merge, so an error names the field (``r
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge_app.rules.debounce import Timing
 from edge_app.rules.presets import PRESETS, Preset
 
 Severity = Literal["info", "warning", "critical"]
+KEYWORD = re.compile(r"^[a-z][a-z']*( [a-z][a-z']*){0,3}$")  # one to four lowercase words
 
 
 class AlertRule(BaseModel):
@@ -98,6 +100,33 @@ class LoudAudioRule(AlertRule):
                               "many dB below the threshold")
 
 
+class SpeechKeywordRule(AlertRule):
+    """A keyword of the exam's list spoken aloud (the alert carries the keyword and its time, no transcript)."""
+
+    keywords: list[str] = Field(..., min_length=1, max_length=64, description="words and short phrases that "
+                                "count (lowercase; numbers spelled out)")
+    thresholds: dict[str, float] = Field(default_factory=dict, description="keyword -> detection threshold of "
+                                         "the spotter (lower: more hits and more false ones)")
+    default_threshold: float = Field(1e-10, gt=0, le=1e30, description="threshold of keywords not in thresholds")
+
+    @field_validator("keywords")
+    @classmethod
+    def _words(cls, words: list[str]) -> list[str]:
+        for word in words:
+            if not KEYWORD.fullmatch(word) or len(word) > 18:
+                raise ValueError(f"keyword {word!r} must be one to four lowercase words of a-z and ', at most 18 "
+                                 "characters (an event carries it)")
+        return words
+
+    @field_validator("thresholds")
+    @classmethod
+    def _positive(cls, thresholds: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in thresholds.items() if not 0 < v <= 1e30}
+        if bad:
+            raise ValueError(f"thresholds must be > 0 and <= 1e30: {bad}")
+        return thresholds
+
+
 class IdentityRule(AlertRule):
     """The candidate's face does not match the enrolled photo."""
 
@@ -126,6 +155,7 @@ KIND_RULES: dict[str, type[AlertRule]] = {
     "gaze_away": GazeRule,
     "talking": TalkingRule,
     "loud_audio": LoudAudioRule,
+    "speech_keyword": SpeechKeywordRule,
     "identity_mismatch": IdentityRule,
 }
 
@@ -145,6 +175,7 @@ class RulesConfig(BaseModel):
     gaze_away: GazeRule
     talking: TalkingRule
     loud_audio: LoudAudioRule
+    speech_keyword: SpeechKeywordRule
     identity_mismatch: IdentityRule
 
     @model_validator(mode="before")

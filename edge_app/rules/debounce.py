@@ -33,6 +33,7 @@ class Sample:
     on: bool
     score: float = 1.0
     box: Box | None = None
+    label: str | None = None  # what was seen or heard, when the alert names it (speech_keyword: the keyword)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Transition:
     confidence: float
     severity: str
     box: Box | None = None
+    label: str | None = None  # the best on-sample's label in the window
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,12 @@ def vote(samples: tuple[tuple[float, Sample], ...], on_fraction: float) -> bool 
     return sum(s.on for _, s in samples) >= on_fraction * len(samples)
 
 
-def _evidence(samples: tuple[tuple[float, Sample], ...]) -> tuple[float, Box | None]:
+def _evidence(samples: tuple[tuple[float, Sample], ...]) -> tuple[float, Box | None, str | None]:
     on = [s for _, s in samples if s.on]
     if not on:
-        return 0.0, None
-    best = max(on, key=lambda s: s.score)
-    return sum(s.score for s in on) / len(on), best.box
+        return 0.0, None, None
+    best = max(on, key=lambda s: s.score)  # the earliest of equal scores
+    return sum(s.score for s in on) / len(on), best.box, best.label
 
 
 def step(
@@ -82,7 +84,7 @@ def step(
     samples = tuple(item for item in samples if item[0] > t - timing.window or item[0] == t)
     state = replace(state, samples=samples)
     voted = vote(samples, timing.on_fraction)
-    confidence, box = _evidence(samples)
+    confidence, box, label = _evidence(samples)
 
     if state.alert_id is None:
         if voted is False:
@@ -100,21 +102,21 @@ def step(
         alert_id = f"{kind}-{state.count + 1}"
         state = replace(state, alert_id=alert_id, started=on_since, last_sent=t, off_since=None,
                         count=state.count + 1)
-        return state, Transition(kind, alert_id, "start", t, on_since, confidence, severity, box)
+        return state, Transition(kind, alert_id, "start", t, on_since, confidence, severity, box, label)
 
     alert_id, started, last_sent = state.alert_id, state.started, state.last_sent
     assert started is not None and last_sent is not None
     if voted is False or (voted is None and state.off_since is not None):
         off_since = state.off_since if state.off_since is not None else t
         if t - off_since >= timing.end_after:
-            ended = Transition(kind, alert_id, "end", t, started, confidence, severity, box)
+            ended = Transition(kind, alert_id, "end", t, started, confidence, severity, box, label)
             return replace(state, alert_id=None, started=None, last_sent=None, on_since=None,
                            off_since=None, ended_at=t), ended
         return replace(state, off_since=off_since), None
     if voted:
         state = replace(state, off_since=None)
         if timing.update_every > 0 and t - last_sent >= timing.update_every:
-            update = Transition(kind, alert_id, "update", t, started, confidence, severity, box)
+            update = Transition(kind, alert_id, "update", t, started, confidence, severity, box, label)
             return replace(state, last_sent=t), update
     return state, None
 
@@ -123,7 +125,7 @@ def close(kind: str, severity: str, state: KindState, t: float) -> tuple[KindSta
     """End the active alert now (session stop, shutdown)."""
     if state.alert_id is None or state.started is None:
         return state, None
-    confidence, box = _evidence(state.samples)
-    ended = Transition(kind, state.alert_id, "end", t, state.started, confidence, severity, box)
+    confidence, box, label = _evidence(state.samples)
+    ended = Transition(kind, state.alert_id, "end", t, state.started, confidence, severity, box, label)
     return replace(state, alert_id=None, started=None, last_sent=None, on_since=None, off_since=None,
                    ended_at=t), ended

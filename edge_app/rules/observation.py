@@ -31,6 +31,14 @@ class ViewStats:
 
 
 @dataclass(frozen=True)
+class SpokenKeyword:
+    """A keyword of the exam's list heard on the microphone (never a transcript)."""
+
+    word: str
+    t: float  # when it began, on the same clock as Observation.t
+
+
+@dataclass(frozen=True)
 class Observation:
     t: float  # seconds (media time for files, monotonic for live sources)
     people: int | None = None  # confirmed people in view (None: the detector did not run)
@@ -43,5 +51,7 @@ class Observation:
     lips: float | None = None  # lip movement: spread of the mouth opening over the last second
     dbfs: float | None = None  # audio level of the last chunk
     voice: bool | None = None  # voice activity in the last chunk
+    keywords: tuple[SpokenKeyword, ...] | None = None  # keywords heard since the last observation (None: no
+    # keyword spotting)
     identity: float | None = None  # similarity of a frontal candidate face to the enrolled template
     view: ViewStats | None = None

@@ -88,6 +88,14 @@ def loud_audio(obs: Observation, rule: rc.LoudAudioRule, active: bool) -> Sample
     return Sample(obs.dbfs >= threshold, min(1.0, max(0.0, (obs.dbfs - threshold) / 20 + 0.5)))
 
 
+def speech_keyword(obs: Observation, rule: rc.SpeechKeywordRule, active: bool) -> Sample | None:
+    if obs.keywords is None:
+        return None
+    wanted = set(rule.keywords)
+    heard = [k for k in obs.keywords if k.word in wanted]
+    return Sample(True, 1.0, label=min(heard, key=lambda k: k.t).word) if heard else Sample(False)
+
+
 def identity_mismatch(obs: Observation, rule: rc.IdentityRule, active: bool) -> Sample | None:
     if obs.identity is None:
         return None
@@ -105,6 +113,7 @@ CONDITIONS: dict[str, Condition] = {
     "gaze_away": gaze_away,  # type: ignore[dict-item]
     "talking": talking,  # type: ignore[dict-item]
     "loud_audio": loud_audio,  # type: ignore[dict-item]
+    "speech_keyword": speech_keyword,  # type: ignore[dict-item]
     "identity_mismatch": identity_mismatch,  # type: ignore[dict-item]
 }
 # Kinds judged from the picture: while the camera is covered or moved they are not measured.

@@ -48,10 +48,19 @@ def test_a_paired_event_becomes_one_alert(store: Store, sessions: Sessions, feed
     assert {k: v for k, v in message.items() if k != "id"} == {
         "v": 1, "exam": "math-101", "session": view.session_id, "candidate": "cand-7", "device": "unit-1",
         "kind": "phone", "phase": "start", "severity": "critical", "confidence": 0.87, "t": 1_800_000_000_123,
-        "alert": start.event_id, "event": start.event_id, "evidence": "A" * 22, "flag": "gap"}
+        "alert": start.event_id, "event": start.event_id, "evidence": "A" * 22, "flag": "gap",
+        "keyword": None}
     assert feed.on_event(start, "gap") is None  # the same event id again: recorded once
     assert count(store, ProctorAlert) == 1
     assert [(t, json.loads(p), q, r) for t, p, q, r in published.messages] == [(TOPIC, message, 1, False)]
+    assert feed.alerts("math-101") == [message]
+
+
+def test_a_keyword_alert_names_its_keyword(sessions: Sessions, feed: ProctorFeed) -> None:
+    paired(sessions)
+    spoken = Event(**{**event().__dict__, "kind": "speech_keyword", "severity": "warning", "keyword": "seven"})
+    message = feed.on_event(spoken, None)
+    assert message is not None and (message["kind"], message["keyword"]) == ("speech_keyword", "seven")
     assert feed.alerts("math-101") == [message]
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from edge_app.audio_features import DBFS_FLOOR, VadConfig, VoiceActivityDetector, chunk_features, dbfs
+from edge_app.audio_features import DBFS_FLOOR, VadConfig, VoiceActivityDetector, chunk_features, dbfs, pcm16
 from edge_app.capture import AudioChunk, WavAudioConfig, build_audio_source
 from tests.edge.capture.media import tone, write_wav
 
@@ -176,3 +176,15 @@ def test_noise_floor_follows_a_steady_background() -> None:
 def test_config_names_unknown_fields() -> None:
     with pytest.raises(ValidationError, match="hangover_msec"):
         VadConfig(hangover_msec=100)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(("samples", "rate", "target", "expected"), [
+    (np.array([0.0, 0.5, -0.5, 1.0, -1.0]), 16000, 16000, [0, 16384, -16384, 32767, -32767]),
+    (np.array([2.0, -3.0]), 16000, 16000, [32767, -32767]),  # clipped
+    (np.array([0.0, 0.3, 0.6, 0.9]), 32000, 16000, [0, 19660]),  # every other sample
+    (np.array([0.0, 0.6]), 8000, 16000, [0, 9830, 19660, 19660]),  # interpolated, the last one held
+    (np.array([]), 48000, 16000, []),
+])
+def test_pcm16(samples: np.ndarray, rate: int, target: int, expected: list[int]) -> None:
+    out = pcm16(samples, rate, target)
+    assert out.dtype == np.dtype("<i2") and out.tolist() == expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -58,5 +59,28 @@ def test_nothing_is_lost_between_frames(tmp_path: Path, seconds: float) -> None:
             if feed.until(t)[0] is not None:
                 reported += 1
         assert reported >= int(seconds / 0.1) - 1
+    finally:
+        feed.stop()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed: apt-get update && "
+                    "apt-get install -y --no-install-recommends espeak-ng")
+def test_keywords_heard_are_taken_once(tmp_path: Path) -> None:
+    from edge_app.speech.keywords import build_spotter
+    from tests.edge.speech.test_keywords import speech
+
+    samples, rate = speech(tmp_path, "go forward ten meters")
+    source = build_audio_source({"type": "wav", "path": str(write_wav(tmp_path / "k.wav", samples, rate)),
+                                 "realtime": False})
+    feed = AudioFeed(source, realtime=False, spotter=build_spotter(["ten"], {"ten": 1e-20}))
+    feed.start()
+    try:
+        assert feed.keywords() == ()  # spotting, nothing heard yet
+        feed.until(samples.size / rate)
+        heard = feed.keywords()
+        assert heard is not None and [k.word for k in heard] == ["ten"] and 1.0 < heard[0].t < 2.5
+        assert feed.keywords() == ()
+        feed.set_spotter(None)
+        assert feed.keywords() is None  # no spotting: not measured
     finally:
         feed.stop()

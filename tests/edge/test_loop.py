@@ -8,9 +8,11 @@ import signal
 import subprocess
 import sys
 import threading
+import wave
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from edge_app.capture.base import Frame, FrameSource
@@ -18,6 +20,7 @@ from edge_app.config import parse
 from edge_app.loop import SessionRunner
 from edge_app.vision.models import VisionModels, load_models
 from tests.edge.conftest import write_scenario
+from tests.edge.speech.test_keywords import THRESHOLDS, needs_espeak, speech
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,6 +61,9 @@ def test_an_absence_is_one_alert_with_evidence(models: VisionModels, leaves_and_
     snapshot = Path(start["evidence"]["path"])
     assert snapshot.is_file() and snapshot.is_relative_to(tmp_path)
     assert hashlib.sha256(snapshot.read_bytes()).hexdigest() == start["evidence"]["sha256"]
+    assert Path(start["evidence"]["clip"]).is_file()  # fed by the ring encoder off the loop thread
+    assert stats.evidence_dropped == 0
+    assert len(stats.stages_ms["evidence"]) == 210 and {"detector", "rules"} <= set(stats.stages_ms)
 
 
 def test_run_stops_cleanly_on_sigterm(leaves_and_returns: Path, tmp_path: Path) -> None:
@@ -142,3 +148,28 @@ def test_a_broken_microphone_does_not_stop_the_session(models: VisionModels, lea
     assert stats.frames == 210
     assert [(m["kind"], m["phase"]) for m in messages if m["type"] == "alert"] == [("absent", "start"),
                                                                                  ("absent", "end")]
+
+
+@needs_espeak
+def test_a_spoken_keyword_reaches_the_alerts_with_the_word(models: VisionModels, leaves_and_returns: Path,
+                                                           tmp_path: Path) -> None:
+    samples, rate = speech(tmp_path, "go forward ten meters")
+    track = np.zeros(21 * rate, np.float32)
+    track[10 * rate : 10 * rate + samples.size] = samples  # after calibration, while the candidate is away
+    wav = tmp_path / "audio.wav"
+    with wave.open(str(wav), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes((np.clip(track, -1, 1) * 32767).astype("<i2").tobytes())
+    messages: list[dict[str, Any]] = []
+    config = parse({"device_id": "unit-test", "data_dir": str(tmp_path / "data"),
+                    "camera": {"type": "scenario", "path": str(leaves_and_returns)},
+                    "audio": {"type": "wav", "path": str(wav), "realtime": False},
+                    "analysis": {"calibration_seconds": 4},
+                    "rules": {"speech_keyword": {"enabled": True, "keywords": ["ten", "answer"],
+                                                 "thresholds": THRESHOLDS}}}, environ={})
+    SessionRunner(config, messages.append, models).run(threading.Event())
+    said = [m for m in messages if m["type"] == "alert" and m["kind"] == "speech_keyword" and m["phase"] == "start"]
+    assert [m["keyword"] for m in said] == ["ten"]
+    assert 10.0 < said[0]["t"] < 10.0 + samples.size / rate + 1.5

@@ -27,6 +27,33 @@ def test_detect_prints_one_json_object_per_image(models_dir: Path, capsys: pytes
     assert set(lines[0]["timings_ms"]) >= {"detector", "pose", "face_detector"}
 
 
+def test_detect_gives_the_phone_rules_verdict_on_a_photo_without_a_phone(
+        models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["detect", str(photo("zidane.jpg")), "--json", "--models", str(models_dir)]) == 0
+    phone = json.loads(capsys.readouterr().out)["phone"]
+    assert phone["seen"] is False and phone["verdict"].startswith("no phone")
+    assert phone["crop_regions"], "the hand/desk pass looked around the largest person's wrists"
+    assert phone["min_score"] == 0.35
+
+
+def test_detect_finds_the_phone_held_in_a_rendered_scene(models_dir: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    video = Path(__file__).resolve().parents[2] / "build" / "scenarios" / "phone_used" / "video.avi"
+    if not video.is_file():
+        pytest.skip(f"{video} is not rendered (its phone needs the labelled phone photos)")
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 215)  # 21.5 s: the phone is held up from 15 s to 28 s
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    cv2.imwrite(str(tmp_path / "frame.png"), frame)
+    assert main(["detect", str(tmp_path / "frame.png"), "--models", str(models_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "phone rule: phone:" in out, out
+
+
 def test_detect_compares_faces_with_the_enrolled_photo(models_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["detect", str(photo("obama2.jpg")), str(photo("biden.jpg")), "--json",
             "--enrolled", str(photo("obama.jpg")), "--models", str(models_dir)]

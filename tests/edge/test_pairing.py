@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from cloud_bridge.qr import qr_png
-from edge_app.capture import ScenarioSource, ScenarioSourceConfig
+from edge_app.capture import ScenarioSourceConfig
 from edge_app.pairing import PAIR_FILE, QrPairingScanner, take_pair_code, write_pair_code
 from edge_app.protocol import ProtocolError
 from edge_app.protocol.commands import qr_payload
+from tools.scenarios.player import ScenarioSource
 
 ROOT = Path(__file__).resolve().parents[2]
 NORMAL = ROOT / "build" / "scenarios" / "normal"

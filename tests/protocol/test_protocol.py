@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_app.protocol import (
     MAX_EVENT_BYTES,
+    MAX_KEYWORD,
     ChainVerifier,
     Event,
     ProtocolError,
@@ -50,8 +51,17 @@ def test_the_largest_possible_events_fit_in_300_bytes() -> None:
                   severity="critical", confidence=1.0, prev_hash=b64(bytes(16)), box=(1.0, 1.0, 1.0, 1.0))
     start = Event(event_id=new_event_id(), phase="start", evidence=evidence_digest("ff" * 32), **common)  # type: ignore[arg-type]
     end = Event(event_id=new_event_id(), phase="end", alert_id=new_event_id(), **common)  # type: ignore[arg-type]
-    for event in (start, end):
+    keyword = Event(event_id=new_event_id(), phase="start", evidence=evidence_digest("ff" * 32),
+                    keyword="q" * MAX_KEYWORD, **{**common, "kind": "speech_keyword", "box": None})  # type: ignore[arg-type]
+    for event in (start, end, keyword):
         assert len(encode_event(event, KEY)) <= MAX_EVENT_BYTES
+
+
+def test_a_keyword_event_round_trips_with_its_keyword() -> None:
+    event = Event(**{**START.__dict__, "kind": "speech_keyword", "box": None, "keyword": "question four"})
+    payload = encode_event(event, KEY)
+    assert b'"k":"kw"' in payload and b'"w":"question four"' in payload
+    assert decode_event(payload, KEY.public_key()).keyword == "question four"
 
 
 def test_event_ids_are_time_ordered_uuid7() -> None:
@@ -85,6 +95,10 @@ def tampered(change: dict) -> bytes:
         (tampered({"d": "UNIT 1"}), "malformed", "device id"),
         (tampered({"x": 1}), "malformed", "unknown keys ['x']"),
         (tampered({"a": b64(bytes(16))}), "malformed", "a start event has no 'a'"),
+        (tampered({"w": "seven"}), "malformed", "on a speech_keyword start event"),  # a phone event
+        (tampered({"k": "kw", "w": "Seven!"}), "malformed", "w must be a keyword"),
+        (tampered({"k": "kw", "w": "x" * 19}), "malformed", "w must be a keyword"),
+        (tampered({"k": "kw", "w": 7}), "malformed", "w must be a keyword"),
         (tampered({"c": 12}), "bad_signature", "not signed by unit-0001"),
     ],
 )

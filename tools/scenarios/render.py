@@ -62,7 +62,7 @@ def render_key(spec_path: Path, spec: ScenarioSpec) -> str:
 
 def view_of(segment: Segment) -> View:
     return View(camera=segment.camera, candidate=segment.candidate, extras=tuple(segment.extras),
-                props=tuple(segment.props))
+                props=tuple(segment.props), length=segment.end - segment.start)
 
 
 def write_video(spec: ScenarioSpec, path: Path, assets: SceneAssets) -> int:

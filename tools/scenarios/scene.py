@@ -145,12 +145,20 @@ class SceneAssets:
         return to_frame(full_rgb).astype(np.float32), np.clip(to_frame(full_alpha, cv2.INTER_LINEAR), 0, 1)
 
     @functools.lru_cache(maxsize=8)  # noqa: B019
+    def _person_cut(self, photo: str, box: tuple[int, int, int, int], face: tuple[int, int, int, int]) -> cutout.Cutout:
+        return cutout.grabcut_person(sources.photo_rgb(photo), box, face)
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019
     def pasted(self, person: PastedPerson) -> Layer:
-        cut = cutout.grabcut_person(sources.photo_rgb(person.photo), person.box, person.face)
+        return self.pasted_at(person, person.at)
+
+    def pasted_at(self, person: PastedPerson, at: tuple[float, float]) -> Layer:
+        """The person cut out of their photo with the face centre at ``at`` (frame pixels)."""
+        cut = self._person_cut(person.photo, person.box, person.face)
         fx1, fy1, fx2, fy2 = person.face
         centre = ((fx1 + fx2) / 2 - cut.origin[0], (fy1 + fy2) / 2 - cut.origin[1])
         scale = person.face_side / max(fx2 - fx1, fy2 - fy1)
-        return place(cut.rgb, cut.alpha, similarity(scale, 0.0, centre, person.at))
+        return place(cut.rgb, cut.alpha, similarity(scale, 0.0, centre, at))
 
     @functools.lru_cache(maxsize=8)  # noqa: B019
     def prop(self, prop: Prop) -> Layer:

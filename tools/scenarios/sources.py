@@ -11,6 +11,7 @@ import functools
 import os
 import wave
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -107,8 +108,15 @@ def video_frames_at(name: str, indices: set[int] | frozenset[int]) -> dict[int, 
 
 def sound(name: str) -> tuple[np.ndarray, int]:
     """A pinned sound as float samples in [-1, 1] (mono) and its sample rate."""
-    path = _member(SOUNDS, name, "scenario-media")
-    with wave.open(str(path)) as handle:
+    try:
+        return decode_wav(_member(SOUNDS, name, "scenario-media"))
+    except ValueError as exc:
+        raise SourceMissing(f"sound {name}: {exc}") from None
+
+
+def decode_wav(source: str | Path | BinaryIO) -> tuple[np.ndarray, int]:
+    """An 8- or 16-bit WAV file as float mono samples in [-1, 1] and its rate (ValueError for other widths)."""
+    with wave.open(source if not isinstance(source, Path) else str(source)) as handle:
         width, channels, rate = handle.getsampwidth(), handle.getnchannels(), handle.getframerate()
         raw = handle.readframes(handle.getnframes())
     if width == 1:
@@ -116,7 +124,7 @@ def sound(name: str) -> tuple[np.ndarray, int]:
     elif width == 2:
         samples = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
     else:
-        raise SourceMissing(f"sound {name}: {8 * width}-bit samples are not supported (8 or 16)")
+        raise ValueError(f"{8 * width}-bit samples are not supported (8 or 16)")
     return samples.reshape(-1, channels).mean(axis=1), rate
 
 

@@ -23,6 +23,8 @@ MIN_CALIBRATION = 5.0  # seconds of plain view the device calibrates on
 MIN_ALERT = 8.0  # a condition lasts this long so a debounced alert can start and end
 MIN_LOUD = 3.0  # loud_audio is a short event
 MIN_TAIL = 5.0  # seconds of normal view after every alert ends
+GLANCE_MAX = 3.0  # a look away this short is a glance (at the keyboard, the clock): honest, no alert
+PASSING_MAX = 4.0  # someone walking through the view crosses it in at most this long: honest, no alert
 EPS = 1e-6
 
 
@@ -144,6 +146,7 @@ class ScenarioSpec(BaseModel):
         if abs(at - self.duration) > EPS:
             raise ValueError(f"segments: end at {at}, expected them to cover the whole duration {self.duration}")
         self._check_sounds()
+        self._check_walkers()
         self._check_calibration()
         self._check_alerts()
         return self
@@ -156,6 +159,13 @@ class ScenarioSpec(BaseModel):
         for (_, end_a, a), (start_b, _, b) in itertools.pairwise(spans):
             if start_b < end_a - EPS:
                 raise ValueError(f"sounds[{b}]: overlaps sounds[{a}]")
+
+    def _check_walkers(self) -> None:
+        for i, seg in enumerate(self.segments):
+            walkers = [name for name in seg.extras if EXTRAS[name].walk_to is not None]
+            if walkers and seg.end - seg.start > PASSING_MAX + EPS:
+                raise ValueError(f"segments[{i}]: {walkers} walk through the view in {seg.end - seg.start:g} s; "
+                                 f"someone passing by takes at most {PASSING_MAX:g} s (stand them still instead)")
 
     def _check_alerts(self) -> None:
         for i, alert in enumerate(self.alerts):
@@ -196,7 +206,11 @@ class ScenarioSpec(BaseModel):
 
 
 def implied_alerts(spec: ScenarioSpec) -> list[tuple[str, float, float]]:
-    """Alert intervals the segments and sounds show; a covered or knocked camera shows only camera_tamper."""
+    """Alert intervals the segments and sounds show; a covered or knocked camera shows only camera_tamper.
+
+    Honest behaviours imply nothing: a look away of at most GLANCE_MAX seconds (a glance), and someone
+    walking through the view (at most PASSING_MAX seconds, checked by the definition).
+    """
     raw: list[tuple[str, float, float]] = []
     enrolled = PEOPLE[spec.enrolled]
     for seg in spec.segments:
@@ -211,7 +225,7 @@ def implied_alerts(spec: ScenarioSpec) -> list[tuple[str, float, float]]:
                 kinds += ["identity_mismatch"] if pose.person != enrolled else []
                 kinds += ["gaze_away"] if pose.gaze != "ahead" else []
                 kinds += ["talking"] if pose.talking else []
-            kinds += ["extra_person"] if seg.extras else []
+            kinds += ["extra_person"] if any(EXTRAS[name].walk_to is None for name in seg.extras) else []
             kinds += ["phone"] if any(isinstance(PROPS[p], PhoneProp) for p in seg.props) else []
             kinds += ["material"] if any(isinstance(PROPS[p], BookProp) for p in seg.props) else []
         raw += [(kind, seg.start, seg.end) for kind in kinds]
@@ -223,7 +237,8 @@ def implied_alerts(spec: ScenarioSpec) -> list[tuple[str, float, float]]:
             merged[-1] = (kind, merged[-1][1], max(end, merged[-1][2]))
         else:
             merged.append((kind, start, end))
-    return merged
+    return [(kind, start, end) for kind, start, end in merged
+            if not (kind == "gaze_away" and end - start <= GLANCE_MAX + EPS)]
 
 
 def load_spec(path: Path) -> ScenarioSpec:

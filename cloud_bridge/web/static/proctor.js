@@ -22,6 +22,7 @@
     loud_audio: "Loud sound",
     identity_mismatch: "Face does not match the enrolled photo",
     camera_tamper: "Camera covered, dark or moved",
+    speech_keyword: "Keyword spoken",
     device_offline: "Camera unit offline",
   };
   const SEVERITIES = { info: "Info", warning: "Warning", critical: "Critical" };
@@ -247,7 +248,7 @@
     entry.row.dataset.severity = entry.severityName;
     entry.row.dataset.phase = entry.ended ? "ended" : "open";
     entry.row.classList.toggle("open", !entry.ended);
-    entry.kind.textContent = kindText(entry.first.kind);
+    entry.kind.textContent = kindText(entry.first.kind) + (entry.first.keyword ? `: "${entry.first.keyword}"` : "");
     entry.severity.textContent = SEVERITIES[entry.severityName] || entry.severityName;
     entry.severity.className = `badge severity sev-${entry.severityName}`;
     const confidence = entry.first.kind === "device_offline" ? "" : ` · confidence ${Math.round(entry.confidence * 100)} %`;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -21,8 +22,8 @@ from edge_app.capture import (
 from edge_app.capture.opencv_src import OpenCVSource
 from edge_app.capture.picam import PicameraSource
 from edge_app.capture.pyaudio_src import PyAudioSource
-from edge_app.capture.scenario import ScenarioSource
 from edge_app.capture.wav import WavAudioSource
+from tools.scenarios.player import ScenarioSource
 
 
 @pytest.mark.parametrize("config, cls", [
@@ -86,3 +87,17 @@ def test_register_a_new_kind(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_chunk_duration() -> None:
     assert AudioChunk(np.zeros(480, np.float32), 16000, 1.5).duration == pytest.approx(0.03)
+
+
+def test_the_scenario_player_is_a_tool_reached_through_the_registry(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import edge_app.capture.base as base
+
+    assert "tools.scenarios.player" not in base._BUILTIN_MODULES
+    monkeypatch.setitem(base._TOOL_MODULES, "scenario", "tools.no_such_player")
+    monkeypatch.delitem(base._FRAME_SOURCES, "scenario", raising=False)
+    with pytest.raises(SourceError, match=r"the 'scenario' source is a development tool \(tools.no_such_player\)"):
+        build_source({"type": "scenario", "path": str(tmp_path)})
+    assert "tools.no_such_player" not in sys.modules

@@ -14,12 +14,12 @@ from edge_app.capture import (
     Frame,
     FrameSource,
     LatestFrameGrabber,
-    ScenarioSource,
     ScenarioSourceConfig,
     SourceError,
     build_source,
 )
 from tests.edge.capture.media import write_avi
+from tools.scenarios.player import ScenarioSource
 
 
 def wait_for(condition: Callable[[], bool], what: str, limit: float = 10.0) -> None:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +16,9 @@ import numpy as np
 import pytest
 
 from edge_app.evidence import Evidence, EvidenceConfig, EvidenceError, EvidenceRecorder
-from edge_app.evidence.recorder import MAX_PENDING_CLIPS
+from edge_app.evidence.jpeg import decode_jpeg
+from edge_app.evidence.recorder import MAX_PENDING_CLIPS, MAX_QUEUED_FRAMES
+from edge_app.evidence.ring import JpegFrame
 from edge_app.vision.preprocess import read_rgb
 from tests.edge.evidence.conftest import mark_of
 from tests.edge.evidence.test_clip import read_clip
@@ -261,7 +264,7 @@ def test_ring_memory_per_frame_at_camera_sizes(marked: Marked, tmp_path: Path) -
 
 
 def test_background_clips_are_written_off_the_loop_and_drained_on_close(tmp_path: Path) -> None:
-    recorder = EvidenceRecorder(EvidenceConfig(pre_seconds=1, post_seconds=1), tmp_path, background_clips=True)
+    recorder = EvidenceRecorder(EvidenceConfig(pre_seconds=1, post_seconds=1), tmp_path, background=True)
     image = np.full((120, 160, 3), 90, np.uint8)
     for i in range(10):
         recorder.push(image, i * 0.2)
@@ -272,3 +275,96 @@ def test_background_clips_are_written_off_the_loop_and_drained_on_close(tmp_path
     recorder.close()
     assert evidence.clip_path is not None and evidence.clip_path.is_file()
     assert recorder.clips_written == 1 and recorder.clip_errors == 0
+
+
+def _blocked(recorder: EvidenceRecorder) -> threading.Event:
+    """Hold the recorder's ring encoder until the returned event is set (its queue then fills up)."""
+    release = threading.Event()
+    encode = recorder.ring.encode
+
+    def held(image: np.ndarray, t: float) -> JpegFrame:
+        release.wait(10)
+        return encode(image, t)
+
+    recorder.ring.encode = held  # type: ignore[method-assign]
+    return release
+
+
+def test_background_ring_holds_the_same_frames_as_a_synchronous_one(tmp_path: Path, marked: Marked) -> None:
+    synchronous = EvidenceRecorder(EvidenceConfig(clip=False), tmp_path / "sync")
+    background = EvidenceRecorder(EvidenceConfig(clip=False), tmp_path / "bg", background=True)
+    for i in range(40):  # 10 fps in, 5 fps kept
+        synchronous.push(marked(i % 50), i * 0.1)
+        background.push(marked(i % 50), i * 0.1)
+        if i % 4 == 3:  # never more queued than the encoder may hold, however slow this machine is
+            assert background.drain()
+    assert [(f.t, f.jpeg) for f in background.ring.since(0)] == [(f.t, f.jpeg) for f in synchronous.ring.since(0)]
+    assert len(background.ring) == 20 and background.ring_dropped == 0
+    background.close()
+    assert not any(t.name == "invigil-ring" for t in threading.enumerate())
+
+
+def test_a_behind_encoder_drops_ring_frames_without_blocking_the_caller(tmp_path: Path, marked: Marked) -> None:
+    recorder = EvidenceRecorder(EvidenceConfig(clip=False), tmp_path, background=True)
+    release = _blocked(recorder)
+    for i in range(MAX_QUEUED_FRAMES + 3):
+        recorder.push(marked(i), i * 0.2)  # returns at once although nothing is encoded
+    assert recorder.ring_dropped == 3 and len(recorder.ring) == 0
+    release.set()
+    assert recorder.drain()
+    assert [mark_of(decode_jpeg(f.jpeg)) for f in recorder.ring.since(0)] == list(range(MAX_QUEUED_FRAMES))
+    recorder.close()
+
+
+def test_a_clip_gets_the_frames_still_queued_when_its_alert_starts(tmp_path: Path, marked: Marked) -> None:
+    recorder = EvidenceRecorder(EvidenceConfig(pre_seconds=1, post_seconds=1), tmp_path, background=True)
+    release = _blocked(recorder)
+    _run(recorder, marked, 0, 4)  # 0.0 .. 0.6 s, none encoded yet
+    evidence = recorder.snapshot("q1", "phone", marked(3), 0.6, now_wall=T0)
+    release.set()
+    assert recorder.drain()  # the queued frames joined the clip; the rest fit in the queue
+    _run(recorder, marked, 4, 10)  # up to 1.8 s: past the post-roll end at 1.6 s
+    recorder.flush(1.8)
+    recorder.close()
+    assert evidence.clip_path is not None
+    frames, _ = read_clip(evidence.clip_path)
+    assert [mark_of(f) for f in frames] == list(range(9))  # 0.0 .. 1.6 s at 5 fps
+
+
+def test_a_clock_restart_empties_the_ring_even_when_its_frame_was_dropped(tmp_path: Path, marked: Marked) -> None:
+    recorder = EvidenceRecorder(EvidenceConfig(clip=False), tmp_path, background=True)
+    release = _blocked(recorder)
+    for i in range(MAX_QUEUED_FRAMES):
+        recorder.push(marked(i), 100 + i * 0.2)
+    recorder.push(marked(10), 0.0)  # the capture clock restarted; the queue is full, so this frame is dropped
+    release.set()
+    assert recorder.drain()
+    recorder.push(marked(11), 0.2)
+    assert recorder.drain()
+    assert [f.t for f in recorder.ring.since(0)] == [0.2]
+    recorder.close()
+
+
+def test_a_push_allowed_to_wait_keeps_its_frame_once_the_encoder_catches_up(tmp_path: Path, marked: Marked) -> None:
+    recorder = EvidenceRecorder(EvidenceConfig(clip=False), tmp_path, background=True)
+    release = _blocked(recorder)
+    _run(recorder, marked, 0, MAX_QUEUED_FRAMES)  # the queue is full
+    slots, asked = recorder._slots, threading.Event()
+
+    class Watched:  # says when the push starts waiting for room
+        def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+            asked.set()
+            return slots.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            slots.release()
+
+    recorder._slots = Watched()  # type: ignore[assignment]
+    waiting = threading.Thread(target=recorder.push, args=(marked(MAX_QUEUED_FRAMES), MAX_QUEUED_FRAMES * 0.2, 30.0))
+    waiting.start()
+    assert asked.wait(30)
+    release.set()
+    waiting.join(30)
+    assert recorder.drain() and recorder.ring_dropped == 0
+    assert [mark_of(decode_jpeg(f.jpeg)) for f in recorder.ring.since(0)] == list(range(MAX_QUEUED_FRAMES + 1))
+    recorder.close()

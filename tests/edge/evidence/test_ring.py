@@ -106,3 +106,15 @@ def test_a_late_timestamp_is_dropped_but_a_restarted_clock_restarts_the_ring(mar
 def test_a_malformed_frame_is_a_specific_error(image: object, message: str) -> None:
     with pytest.raises(EvidenceError, match=message):
         _ring().push(image, 0.0)  # type: ignore[arg-type]
+
+
+def test_admit_thins_and_flags_a_clock_restart_that_add_applies(marked: Marked) -> None:
+    ring = _ring(seconds=2, fps=5)
+    assert [ring.admit(t) for t in (0.0, 0.1, 0.2)] == [False, None, False]  # 0.1 s is thinned out
+    ring.add(ring.encode(marked(0), 0.0))
+    ring.add(ring.encode(marked(2), 0.2))
+    assert ring.admit(0.15) is None  # late, within the ring's span: dropped
+    assert ring.admit(-5.0) is True  # far behind the newest frame: the clock restarted
+    ring.add(ring.encode(marked(9), -5.0), restart=True)
+    assert [mark_of(decode_jpeg(f.jpeg)) for f in ring.since(-10)] == [9]
+    assert ring.nbytes == len(ring.since(-10)[0].jpeg)

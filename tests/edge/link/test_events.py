@@ -39,3 +39,14 @@ def test_an_alert_life_becomes_three_linked_events(tmp_path: Path) -> None:
 def test_an_end_without_its_start_is_not_sent(tmp_path: Path) -> None:
     writer = EventWriter("unit-1", KEY, Outbox(tmp_path / "o.db"), (640, 480))
     assert writer.write(alert("end", uid="from-a-previous-run")) is None
+
+
+def test_a_keyword_alert_carries_its_keyword_on_start_only(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db")
+    writer = EventWriter("unit-1", KEY, outbox, (640, 480))
+    spoken = {"kind": "speech_keyword", "severity": "warning", "box": None, "keyword": "seven"}
+    writer.write(alert("start", **spoken), now_ms=1000)
+    writer.write(alert("end", **spoken), now_ms=2000)
+    events = [decode_event(payload, KEY.public_key()) for _, _, payload in outbox.pending()]
+    assert [(e.kind, e.phase, e.keyword) for e in events] == [("speech_keyword", "start", "seven"),
+                                                               ("speech_keyword", "end", None)]

@@ -13,7 +13,7 @@ def test_standard_is_the_default_and_covers_every_kind() -> None:
     config = RulesConfig.model_validate({})
     assert config.preset == "standard"
     for kind in KIND_RULES:
-        assert config.rule(kind).enabled
+        assert config.rule(kind).enabled == (kind != "speech_keyword"), "keywords: on only when an exam asks"
         assert config.rule(kind).min_duration == PRESETS["standard"][kind]["min_duration"]
 
 
@@ -22,7 +22,7 @@ def test_strict_raises_sooner_and_relaxed_later(kind: str) -> None:
     strict, standard, relaxed = (RulesConfig.model_validate({"preset": p}).rule(kind)
                                  for p in ("strict", "standard", "relaxed"))
     assert strict.min_duration <= standard.min_duration <= relaxed.min_duration
-    assert strict.min_duration < relaxed.min_duration
+    assert strict.min_duration < relaxed.min_duration or standard.min_duration == 0  # speech_keyword: at once
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,11 @@ def test_an_override_changes_only_its_field() -> None:
         ({"talking": "off"}, ("talking",), "valid dictionary"),
         ({"talk": {}}, ("talk",), "Extra inputs"),
         ({"gaze_away": {"severity": "urgent"}}, ("gaze_away", "severity"), "info"),
+        ({"speech_keyword": {"keywords": ["Seven"]}}, ("speech_keyword", "keywords"), "lowercase words"),
+        ({"speech_keyword": {"keywords": ["7"]}}, ("speech_keyword", "keywords"), "lowercase words"),
+        ({"speech_keyword": {"keywords": ["what was the answer"]}}, ("speech_keyword", "keywords"), "18"),
+        ({"speech_keyword": {"keywords": []}}, ("speech_keyword", "keywords"), "at least 1"),
+        ({"speech_keyword": {"thresholds": {"ten": 0}}}, ("speech_keyword", "thresholds"), "> 0"),
     ],
 )
 def test_bad_settings_name_the_field(data: dict, location: tuple[str, ...], message: str) -> None:

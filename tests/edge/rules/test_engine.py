@@ -7,7 +7,7 @@ import pytest
 from edge_app.rules.config import RulesConfig
 from edge_app.rules.debounce import Transition
 from edge_app.rules.engine import EngineState, close_all, evaluate
-from edge_app.rules.observation import Observation, Sighting, ViewStats
+from edge_app.rules.observation import Observation, Sighting, SpokenKeyword, ViewStats
 
 RULES = RulesConfig.model_validate({})
 CANDIDATE = (100.0, 100.0, 300.0, 400.0)
@@ -81,3 +81,20 @@ def test_close_all_ends_every_running_alert() -> None:
     transitions, state = close_all(RULES, state, 21.0)
     assert [(t.kind, t.phase, t.t) for t in transitions] == [("absent", "end", 21.0)]
     assert state.active() == {}
+
+
+def test_a_spoken_keyword_is_one_short_alert_naming_it() -> None:
+    heard = {10.0: (SpokenKeyword("seven", 9.8),), 10.4: (SpokenKeyword("answer", 10.3),)}
+    obs = timeline(20, lambda t: seated(t, keywords=heard.get(t, ())))
+    assert play(obs)[0] == [], "off unless the exam turns it on"
+    transitions, state = play(obs, RulesConfig.model_validate({"speech_keyword": {"enabled": True}}))
+    assert [(t.kind, t.phase, t.label) for t in transitions] == [("speech_keyword", "start", "seven"),
+                                                                 ("speech_keyword", "end", None)]
+    start, end = transitions
+    assert start.t == pytest.approx(10.0) and 11.0 <= end.t <= 12.0 and state.active() == {}
+
+
+def test_keywords_off_the_exams_list_raise_nothing() -> None:
+    rules = RulesConfig.model_validate({"speech_keyword": {"keywords": ["answer"], "enabled": True}})
+    obs = timeline(5, lambda t: seated(t, keywords=(SpokenKeyword("seven", t),)))
+    assert play(obs, rules)[0] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_app.rules.config import RulesConfig
-from edge_app.rules.observation import Observation, Sighting, ViewStats
+from edge_app.rules.observation import Observation, Sighting, SpokenKeyword, ViewStats
 from edge_app.rules.signals import CONDITIONS
 
 RULES = RulesConfig.model_validate({})
@@ -49,6 +49,10 @@ NORMAL_VIEW = ViewStats(brightness=120, contrast=50, sharpness=1.0, view_match=0
         ("loud_audio", Observation(0, dbfs=-5), False, True),
         ("loud_audio", Observation(0, dbfs=-11), False, False),
         ("loud_audio", Observation(0, dbfs=-11), True, True),
+        ("speech_keyword", Observation(0), False, None),  # no keyword spotting
+        ("speech_keyword", Observation(0, keywords=()), False, False),
+        ("speech_keyword", Observation(0, keywords=(SpokenKeyword("seven", 0.0),)), False, True),
+        ("speech_keyword", Observation(0, keywords=(SpokenKeyword("banana", 0.0),)), False, False),  # not listed
         ("identity_mismatch", Observation(0, identity=0.4), False, True),
         ("identity_mismatch", Observation(0, identity=0.7), False, False),
         ("identity_mismatch", Observation(0), False, None),
@@ -78,3 +82,9 @@ def test_phone_sample_carries_the_best_box_and_score() -> None:
     strong = Sighting("cell phone", 0.7, (1, 2, 3, 4))
     sample = CONDITIONS["phone"](Observation(0, phones=(PHONE, strong)), RULES.phone, False)
     assert sample is not None and sample.score == 0.7 and sample.box == (1, 2, 3, 4)
+
+
+def test_keyword_sample_names_the_first_listed_keyword() -> None:
+    heard = (SpokenKeyword("banana", 0.1), SpokenKeyword("answer", 0.5), SpokenKeyword("seven", 0.3))
+    sample = CONDITIONS["speech_keyword"](Observation(1, keywords=heard), RULES.speech_keyword, False)
+    assert sample is not None and sample.on and sample.label == "seven" and sample.box is None

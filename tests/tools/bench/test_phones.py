@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edge_app.vision.detector import Detection
-from tools.bench.phones import crop_regions, false_rate_at, is_hit, recall_at
+from tools.bench.phones import crop_regions, false_rate_at, is_hit, negative_photos, recall_at
 
 
 def phone(score: float, box: tuple[float, float, float, float]) -> Detection:
@@ -34,3 +34,9 @@ def test_recall_and_false_rate_follow_the_threshold() -> None:
     assert recall_at(per_photo, 0.3) == 0.5 and recall_at(per_photo, 0.1) == 1.0
     negatives = [[phone(0.26, (0, 0, 5, 5))], []]
     assert false_rate_at(negatives, 0.25) == 0.5 and false_rate_at(negatives, 0.3) == 0.0
+
+
+def test_at_least_fifty_declared_photos_without_a_phone_come_from_the_registries() -> None:
+    paths = negative_photos()
+    assert len(set(paths)) == len(paths) >= 50
+    assert all(path.is_file() and path.stat().st_size > 1000 for path in paths)

@@ -47,7 +47,7 @@ def test_every_scenario_of_both_sets_raises_its_alerts_in_time_and_nothing_false
         assert report[name]["scenarios"], name
         assert report[name]["false_alerts"] == 0
         for kind, figures in report[name]["kinds"].items():
-            assert figures["precision"] == 1.0, (name, kind, figures)
+            assert figures["precision"] in (None, 1.0), (name, kind, figures)  # None: nothing raised
     for kind, figures in report["tuning"]["kinds"].items():
         assert figures["recall"] == 1.0 and figures["on_time"] == figures["truth"], (kind, figures)
 

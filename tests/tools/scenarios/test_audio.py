@@ -47,7 +47,8 @@ def test_espeak_missing_names_the_install_command(monkeypatch: pytest.MonkeyPatc
 
 def test_a_silent_scenario_is_room_tone_and_the_wav_round_trips(tmp_path: Path) -> None:
     spec = ScenarioSpec.model_validate({
-        "name": "quiet", "description": "x", "duration": 6.0, "enrolled": "franck_02045.jpg",
+        "name": "quiet", "description": "x", "view": "close", "set": "tuning", "duration": 6.0,
+        "enrolled": "franck_02045.jpg",
         "calibration_seconds": 5.0, "segments": [{"start": 0.0, "end": 6.0, "candidate": "franck_seated"}]})
     track = audio.render_audio(spec)
     assert track.size == 6 * audio.RATE

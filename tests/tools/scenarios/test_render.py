@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.capture.scenario import load_truth
 from tools.scenarios import sources
+from tools.scenarios.player import load_truth
 from tools.scenarios.render import AUDIO, KEY, TRUTH, VIDEO, main, render, render_key, truth_of
 from tools.scenarios.spec import load_spec
 
@@ -112,7 +112,7 @@ def test_truth_round_trips_and_satisfies_the_scenario_player(definitions: Path, 
     assert written["alerts"] == [] and written["segments"][0]["candidate_person"] == "franck"
     assert (written["view"], written["set"]) == ("close", "tuning")
     seated = written["construction"]["segments"][0]
-    assert set(seated) == {"candidate", "desk"} and seated["candidate"]["visible"] == 1.0
+    assert set(seated) == {"candidate", "desk"} and 0.5 < seated["candidate"]["visible"] < 1.0  # the desk hides
     assert written["construction"]["sounds"][-1]["rms_dbfs"] <= -50, "room tone only"
 
 

@@ -12,7 +12,9 @@ from tools.scenarios.spec import MIN_ALERT, SpecError, implied_alerts, load_spec
 TUNING = ["normal", "leaves_and_returns", "second_person", "phone_used", "book_on_desk", "camera_covered",
           "camera_knocked", "looking_away", "talking", "substitute_candidate"]
 CHECK = ["quiet_session", "steps_out", "visitor_right", "phone_low", "book_left", "reads_question",
-         "lens_covered_late", "looks_down_twice", "knocked_early", "impostor_late"]
+         "lens_covered_late", "looks_down_twice", "knocked_early", "impostor_late", "glances_at_keyboard",
+         "invigilator_passes", "phone_half_hidden"]
+QUIET = {"normal", "quiet_session", "glances_at_keyboard", "invigilator_passes"}  # honest: no alert at all
 HEAD = """
 name = "{name}"
 description = "test"
@@ -48,7 +50,7 @@ def test_every_required_scenario_is_defined_and_valid() -> None:
         assert 40 <= spec.duration <= 60, name
         assert spec.calibration_seconds >= 5
         kinds = {a.kind for a in spec.alerts}
-        assert (not kinds) == (name in ("normal", "quiet_session")), f"{name}: {kinds}"
+        assert (not kinds) == (name in QUIET), f"{name}: {kinds}"
         for alert in spec.alerts:
             assert alert.end - alert.start >= (3 if alert.kind == "loud_audio" else MIN_ALERT)
     assert {a.kind for a in found["camera_covered"].alerts} == {"camera_tamper"}
@@ -143,3 +145,24 @@ def test_a_covered_or_knocked_camera_implies_only_camera_tamper(tmp_path: Path) 
         SEATED.format(start=24.0, end=40.0) + alert("camera_tamper", 12.0, 24.0)
     spec = load_spec(write(tmp_path, body))
     assert implied_alerts(spec) == [("camera_tamper", 12.0, 24.0)]
+
+
+def test_glances_and_people_passing_by_are_honest_and_imply_nothing(tmp_path: Path) -> None:
+    body = SEATED.format(start=0.0, end=12.0) + \
+        '\n[[segments]]\nstart = 12.0\nend = 15.0\ncandidate = "franck_looking_down"\n' + \
+        SEATED.format(start=15.0, end=20.0) + \
+        '\n[[segments]]\nstart = 20.0\nend = 23.0\ncandidate = "franck_seated"\nextras = ["obama_passing"]\n' + \
+        SEATED.format(start=23.0, end=40.0)
+    assert implied_alerts(load_spec(write(tmp_path, body))) == []
+
+
+def test_a_long_look_away_is_not_a_glance_and_a_slow_walker_is_refused(tmp_path: Path) -> None:
+    look = SEATED.format(start=0.0, end=12.0) + \
+        '\n[[segments]]\nstart = 12.0\nend = 21.0\ncandidate = "franck_looking_down"\n' + \
+        SEATED.format(start=21.0, end=40.0) + alert("gaze_away", 12.0, 21.0)
+    assert implied_alerts(load_spec(write(tmp_path, look))) == [("gaze_away", 12.0, 21.0)]
+    slow = SEATED.format(start=0.0, end=12.0) + \
+        '\n[[segments]]\nstart = 12.0\nend = 18.0\ncandidate = "franck_seated"\nextras = ["obama_passing"]\n' + \
+        SEATED.format(start=18.0, end=40.0)
+    with pytest.raises(SpecError, match=r"segments\[1\]: \['obama_passing'\] walk through the view in 6 s"):
+        load_spec(write(tmp_path, slow))

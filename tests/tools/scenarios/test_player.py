@@ -12,10 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edge_app.capture import ScenarioSource, ScenarioSourceConfig, SourceError, build_source, load_truth
-from edge_app.capture.screen import SCREEN_QUAD
+from edge_app.capture import ScenarioSourceConfig, SourceError, build_source
 from edge_app.config import parse
 from tests.edge.capture.media import FakeClock, frame_number, tone, write_avi, write_wav
+from tools.scenarios.player import ScenarioSource, load_truth
+from tools.scenarios.screen import SCREEN_QUAD
 
 TRUTH: dict[str, Any] = {
     "name": "phone_on_desk",
@@ -155,7 +156,7 @@ def test_load_truth_missing(tmp_path: Path) -> None:
         load_truth(tmp_path)
 
 
-# --- the candidate's PC screen (edge_app/capture/screen.py) -------------------------------------------------
+# --- the candidate's PC screen (tools/scenarios/screen.py) -------------------------------------------------
 
 SCREEN_SIZE = (320, 240)
 BACKDROP = 90  # grey level of the synthetic scenario frames
@@ -235,7 +236,7 @@ def test_corrupt_screen_image_shows_nothing_and_warns_once(tmp_path: Path, caplo
     clock = FakeClock()
     source = ScenarioSource(ScenarioSourceConfig(path=folder, screen=screen), clock=clock, sleep=clock.sleep)
     source.open()
-    with caplog.at_level(logging.WARNING, logger="edge_app.capture.screen"):
+    with caplog.at_level(logging.WARNING, logger="tools.scenarios.screen"):
         images = read_all(source, clock, [0.0, 0.6, 0.6, 0.6])
     assert all(np.array_equal(image, ref) for image, ref in zip(images, reference, strict=False))
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]

@@ -3,7 +3,7 @@
 Frames carry media time. ``realtime=False`` delivers every frame as fast as it is read, for deterministic
 evaluation. ``realtime=True`` behaves like a camera: each frame is delivered at its media time on the wall
 clock, and frames whose time has passed while the reader was busy are skipped (the index shows the gap).
-With ``screen`` set, the image in that file is shown on the candidate's PC screen (edge_app/capture/screen.py).
+With ``screen`` set, the image in that file is shown on the candidate's PC screen (tools/scenarios/screen.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from edge_app.capture.base import Frame, FrameSource, SourceError, register_sour
 from edge_app.capture.config import ScenarioSourceConfig, WavAudioConfig
 from edge_app.capture.opencv_src import VideoFileReader
 from edge_app.capture.pacing import Clock, Pacer, Sleep
-from edge_app.capture.screen import ScreenOverlay
 from edge_app.capture.wav import WavAudioSource
+from tools.scenarios.screen import ScreenOverlay
 
 VIDEO, AUDIO, TRUTH = "video.avi", "audio.wav", "truth.json"
 TRUTH_KEYS = ("name", "fps", "duration", "frame_size", "alerts")
