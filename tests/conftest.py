@@ -21,7 +21,6 @@ from tools.fixtures import photo as fixture_photo
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "build" / "models"
-FIND_PHONE = ROOT.parent / "shared" / "fixtures" / "find_phone"
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

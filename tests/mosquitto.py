@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
+from tests.need import need
 from tools.mosquitto import INSTALL, BrokerProcess, anonymous_conf, free_port
 from tools.mosquitto import mosquitto_binary as find_binary
 
@@ -27,8 +26,8 @@ WAIT_SECONDS = 10.0
 def mosquitto_binary() -> str:
     """The broker's path; skips the test when Mosquitto is not installed (it lives in sbin on Debian)."""
     binary = find_binary()
-    if binary is None:
-        pytest.skip(f"mosquitto is not installed: {INSTALL}")
+    need(binary is not None, f"mosquitto is not installed: {INSTALL}")
+    assert binary is not None
     return binary
 
 

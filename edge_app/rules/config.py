@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge_app.protocol import MAX_KEYWORD
 from edge_app.rules.debounce import Timing
 from edge_app.rules.presets import PRESETS, Preset
 
@@ -113,9 +114,9 @@ class SpeechKeywordRule(AlertRule):
     @classmethod
     def _words(cls, words: list[str]) -> list[str]:
         for word in words:
-            if not KEYWORD.fullmatch(word) or len(word) > 18:
-                raise ValueError(f"keyword {word!r} must be one to four lowercase words of a-z and ', at most 18 "
-                                 "characters (an event carries it)")
+            if not KEYWORD.fullmatch(word) or len(word) > MAX_KEYWORD:
+                raise ValueError(f"keyword {word!r} must be one to four lowercase words of a-z and ', at most "
+                                 f"{MAX_KEYWORD} characters (an event carries it)")
         return words
 
     @field_validator("thresholds")

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine, text
 from cloud_bridge.sessions import Sessions
 from cloud_bridge.store import Store
 from tests.bridge.parts import Clock, register
+from tests.need import need
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -30,7 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
             connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     except Exception as exc:  # no server here: only where the machine has none
         admin.dispose()
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}")
+        need(False, f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}")
     opened = Store(f"{POSTGRES}?options=-csearch_path%3D{schema}")
     yield opened
     opened.close()

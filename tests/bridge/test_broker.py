@@ -41,6 +41,7 @@ from cloud_bridge.broker import (
 from edge_app.protocol import device_topic, proctor_topic
 from edge_app.protocol.commands import MAX_COMMAND_BYTES
 from tests.mosquitto import Mosquitto, free_port, wait_for
+from tests.need import need
 
 GRANTED_QOS1, NO_SUBSCRIBERS, NOT_AUTHORIZED = 1, 16, 135  # SUBACK / PUBACK / CONNACK reason codes (MQTT 5)
 HASH = hash_password("x", salt=b"0123456789ab")
@@ -59,8 +60,7 @@ def test_hash_matches_a_line_written_by_mosquitto_passwd() -> None:
 @pytest.mark.parametrize("password", ["s3cret", "pässwörd with spaces", new_password()])
 def test_hash_matches_mosquitto_passwd_on_this_machine(tmp_path: Path, password: str) -> None:
     tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        pytest.skip("mosquitto_passwd is not installed: apt-get install -y mosquitto")
+    need(tool is not None, "mosquitto_passwd is not installed: apt-get install -y mosquitto")
     subprocess.run([tool, "-c", "-b", str(tmp_path / "pw"), "alice", password], check=True, capture_output=True)
     line = (tmp_path / "pw").read_text().strip()  # alice:$7$101$<salt>$<hash>
     assert f"alice:{hash_password(password, salt=base64.b64decode(line.split('$')[3]))}" == line
@@ -285,8 +285,7 @@ def test_a_device_connects_with_its_password_others_are_refused(site: Site) -> N
 
 def test_a_mosquitto_passwd_line_and_ours_both_log_in(site: Site, tmp_path: Path) -> None:
     tool = shutil.which("mosquitto_passwd")
-    if tool is None:
-        pytest.skip("mosquitto_passwd is not installed: apt-get install -y mosquitto")
+    need(tool is not None, "mosquitto_passwd is not installed: apt-get install -y mosquitto")
     subprocess.run([tool, "-c", "-b", str(tmp_path / "pw"), "unit-c", "its-password"], check=True, capture_output=True)
     site.users.append(BrokerUser("unit-c", (tmp_path / "pw").read_text().strip().split(":", 1)[1], "device"))
     site.write()

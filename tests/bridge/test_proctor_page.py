@@ -34,10 +34,10 @@ from edge_app.protocol import device_topic
 from edge_app.protocol.commands import encode_stats
 from edge_app.protocol.keys import public_pem
 from edge_app.protocol.transport import status_payload
+from tests.need import needs
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
-                                reason="apt-get install -y chromium chromium-driver")
+pytestmark = needs(CHROMIUM.is_file() and CHROMEDRIVER.is_file(), "apt-get install -y chromium chromium-driver")
 EXAM, CANDIDATE, DEVICE = "exam-7", "cand-42", "unit-7"
 WAIT = 20.0  # upper bound of every browser wait (a slow machine), never a speed requirement
 

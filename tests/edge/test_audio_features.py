@@ -14,12 +14,9 @@ from pydantic import ValidationError
 from edge_app.audio_features import DBFS_FLOOR, VadConfig, VoiceActivityDetector, chunk_features, dbfs, pcm16
 from edge_app.capture import AudioChunk, WavAudioConfig, build_audio_source
 from tests.edge.capture.media import tone, write_wav
+from tests.need import needs_espeak
 
 ESPEAK = shutil.which("espeak-ng")
-needs_espeak = pytest.mark.skipif(
-    ESPEAK is None,
-    reason="espeak-ng is not installed: apt-get update && apt-get install -y --no-install-recommends espeak-ng",
-)
 SENTENCE = ("Please keep your eyes on your own screen. The examination finishes in twenty minutes, "
             "and no phones are allowed on the desk.")
 SPEECH_DBFS = -45.0  # chunks of the speech file louder than this are speech (quieter: pauses and closures)

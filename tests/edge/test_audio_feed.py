@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from edge_app.audio_feed import AudioFeed
 from edge_app.capture.base import SourceError, build_audio_source
 from tests.edge.capture.media import write_wav
+from tests.need import needs_espeak
 
 RATE = 16000
 
@@ -63,8 +63,7 @@ def test_nothing_is_lost_between_frames(tmp_path: Path, seconds: float) -> None:
         feed.stop()
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed: apt-get update && "
-                    "apt-get install -y --no-install-recommends espeak-ng")
+@needs_espeak
 def test_keywords_heard_are_taken_once(tmp_path: Path) -> None:
     from edge_app.speech.keywords import build_spotter
     from tests.edge.speech.test_keywords import speech

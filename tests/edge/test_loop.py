@@ -20,7 +20,8 @@ from edge_app.config import parse
 from edge_app.loop import SessionRunner
 from edge_app.vision.models import VisionModels, load_models
 from tests.edge.conftest import write_scenario
-from tests.edge.speech.test_keywords import THRESHOLDS, needs_espeak, speech
+from tests.edge.speech.test_keywords import THRESHOLDS, speech
+from tests.need import needs_espeak
 
 ROOT = Path(__file__).resolve().parents[2]
 

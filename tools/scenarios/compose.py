@@ -15,6 +15,7 @@ import numpy as np
 
 from tools.scenarios.catalog import EXTRAS, POSES, PROPS, VIDEO_FPS, PastedPerson, StudioPose
 from tools.scenarios.scene import HEIGHT, WIDTH, Layer, SceneAssets
+from tools.scenarios.spec import Segment
 
 CameraState = Literal["normal", "covered", "knocked"]
 SHAKE_PX = 1.2  # standard deviation of the camera shake
@@ -48,6 +49,12 @@ def blend(image: np.ndarray, layer: Layer) -> None:
     a = alpha[..., None]
     image *= 1.0 - a
     image += rgb * a
+
+
+def view_of(segment: Segment) -> View:
+    """What a scenario segment shows."""
+    return View(camera=segment.camera, candidate=segment.candidate, extras=tuple(segment.extras),
+                props=tuple(segment.props), length=segment.end - segment.start)
 
 
 def layers(assets: SceneAssets, view: View, seconds: float) -> list[tuple[str, Layer]]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from tools.scenarios import audio
 from tools.scenarios.catalog import EXTRAS, PROPS, PastedPerson
-from tools.scenarios.compose import View, layers
+from tools.scenarios.compose import View, layers, view_of
 from tools.scenarios.scene import HEIGHT, WIDTH, SceneAssets
 from tools.scenarios.spec import ScenarioSpec
 
@@ -91,12 +91,12 @@ def problems_of(name: str, figures: dict[str, Any]) -> list[str]:
     return found
 
 
-def check_geometry(spec: ScenarioSpec, assets: SceneAssets, view_of: Any) -> tuple[list[dict[str, Any]], list[str]]:
+def check_geometry(spec: ScenarioSpec, assets: SceneAssets) -> tuple[list[dict[str, Any]], list[str]]:
     """Measure every normal-camera segment at its start, middle and end; return the figures and the problems."""
     figures: list[dict[str, Any]] = []
     problems: list[str] = []
     for i, seg in enumerate(spec.segments):
-        view: View = view_of(seg)
+        view = view_of(seg)
         if view.camera != "normal":
             figures.append({})
             continue

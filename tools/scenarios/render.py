@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +21,10 @@ import cv2
 
 from edge_app.atomic import write_atomic, write_bytes_atomic
 from tools.scenarios import audio, construction, sources
-from tools.scenarios.catalog import POSES, PROPS, PhoneProp, StudioPose
-from tools.scenarios.compose import Camera, View, describe_view, scene_image
+from tools.scenarios.catalog import POSES, StudioPose
+from tools.scenarios.compose import Camera, describe_view, scene_image, view_of
 from tools.scenarios.scene import SceneAssets
-from tools.scenarios.spec import ScenarioSpec, Segment, SpecError, load_spec
+from tools.scenarios.spec import ScenarioSpec, SpecError, load_spec, phone_photos
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS = ROOT / "scenarios"
@@ -50,19 +49,13 @@ def render_key(spec_path: Path, spec: ScenarioSpec) -> str:
     digest.update((ROOT / "tools" / "fixtures.py").read_bytes())
     for package in sources.packages():
         digest.update(f"{package.label}:{package.sha256}".encode())
-    props = {PROPS[p].photo for seg in spec.segments for p in seg.props if isinstance(PROPS[p], PhoneProp)}
-    for name in sorted(props):
+    for name in sorted(phone_photos(spec)):
         digest.update(sources.phone_inputs_digest())
         photo = sources.find_phone_dir() / name
         digest.update(photo.read_bytes() if photo.is_file() else b"missing")
     if spec.sounds:
         digest.update(audio.espeak_version().encode())
     return digest.hexdigest()
-
-
-def view_of(segment: Segment) -> View:
-    return View(camera=segment.camera, candidate=segment.candidate, extras=tuple(segment.extras),
-                props=tuple(segment.props), length=segment.end - segment.start)
 
 
 def write_video(spec: ScenarioSpec, path: Path, assets: SceneAssets) -> int:
@@ -92,7 +85,7 @@ def write_video(spec: ScenarioSpec, path: Path, assets: SceneAssets) -> int:
 
 def validate(spec: ScenarioSpec, assets: SceneAssets, samples: Any) -> dict[str, Any]:
     """The construction figures of the render; ValueError naming every problem when one is off."""
-    geometry, problems = construction.check_geometry(spec, assets, view_of)
+    geometry, problems = construction.check_geometry(spec, assets)
     sounds, audio_problems = construction.check_audio(spec, samples)
     if problems or audio_problems:
         wrong = "; ".join(problems + audio_problems)
@@ -179,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             done = render(path, args.out, args.force)
         except sources.PhonePhotosMissing as exc:
-            if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            if sources.in_ci():
                 print(f"FAILED {path.stem}: {exc}", file=sys.stderr)
                 failed.append(path.stem)
             else:  # a clone without the phone photos renders everything else; the tests say what was left out

@@ -50,6 +50,11 @@ def phone_photos_available() -> bool:
     return (find_phone_dir() / "labels.txt").is_file()
 
 
+def in_ci() -> bool:
+    """Running in CI, where the phone photos are present and their absence is a failure, not a skip."""
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
 def find_phone_dir() -> Path:
     return Path(os.environ.get("INVIGIL_FIND_PHONE") or FIND_PHONE_DEFAULT)
 

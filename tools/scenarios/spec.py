@@ -241,6 +241,12 @@ def implied_alerts(spec: ScenarioSpec) -> list[tuple[str, float, float]]:
             if not (kind == "gaze_away" and end - start <= GLANCE_MAX + EPS)]
 
 
+def phone_photos(spec: ScenarioSpec) -> set[str]:
+    """The labelled phone photos the scenario's props are cut from (not in the repository; see sources)."""
+    return {prop.photo for seg in spec.segments for name in seg.props
+            if isinstance(prop := PROPS[name], PhoneProp)}
+
+
 def load_spec(path: Path) -> ScenarioSpec:
     """Read and validate ``path``; SpecError names the file, the field and what was wrong."""
     try:

@@ -12,12 +12,9 @@ import pytest
 
 from edge_app.capture import WavAudioConfig, build_audio_source
 from edge_app.speech.keywords import SpeechUnavailable, build_spotter, check_keyword, spot
+from tests.need import needs_espeak
 
 ESPEAK = shutil.which("espeak-ng")
-needs_espeak = pytest.mark.skipif(
-    ESPEAK is None,
-    reason="espeak-ng is not installed: apt-get update && apt-get install -y --no-install-recommends espeak-ng",
-)
 THRESHOLDS = {"ten": 1e-20, "answer": 1e-20}
 RATE = 16000
 

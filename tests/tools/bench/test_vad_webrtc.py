@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
 from edge_app.capture.base import AudioChunk
+from tests.need import needs_espeak
 from tools.bench.vad_webrtc import WebrtcVad
-
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed: "
-                                  "apt-get update && apt-get install -y --no-install-recommends espeak-ng")
 
 
 def states(x: np.ndarray, rate: int = 16000, chunk: int = 480) -> list[bool]:

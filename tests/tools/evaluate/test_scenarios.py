@@ -8,32 +8,30 @@ absence is a failure.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import get_args
 
 import pytest
 
+from tests.need import need
 from tools.evaluate.__main__ import FLOOR, below_floor, main
 from tools.scenarios import sources
-from tools.scenarios.catalog import PROPS, PhoneProp
-from tools.scenarios.spec import AlertKind, load_spec
+from tools.scenarios.spec import AlertKind, load_spec, phone_photos
 
 ROOT = Path(__file__).resolve().parents[3]
 SCENARIOS = ROOT / "build" / "scenarios"
 KINDS = set(get_args(AlertKind))
 SPECS = {p.stem: load_spec(p) for p in (ROOT / "scenarios").glob("*.toml")}
-WITH_PHONE = {name for name, spec in SPECS.items()
-              if any(isinstance(PROPS[prop], PhoneProp) for seg in spec.segments for prop in seg.props)}
+WITH_PHONE = {name for name, spec in SPECS.items() if phone_photos(spec)}
 
 
 @pytest.mark.parametrize("group", ["without_phone", "with_phone"])
 def test_every_scenario_of_both_sets_raises_its_alerts_in_time_and_nothing_false(group: str, models_dir: Path,
                                                                                  tmp_path: Path) -> None:
     required = WITH_PHONE if group == "with_phone" else set(SPECS) - WITH_PHONE
-    if group == "with_phone" and not sources.phone_photos_available() and os.environ.get("CI") != "true":
-        pytest.skip(f"{sorted(WITH_PHONE)} cut their phone from the labelled phone photos, not present at "
-                    f"{sources.find_phone_dir()} (INVIGIL_FIND_PHONE points elsewhere)")
+    if group == "with_phone":
+        need(sources.phone_photos_available(), f"{sorted(WITH_PHONE)} cut their phone from the labelled phone "
+             f"photos, not present at {sources.find_phone_dir()} (INVIGIL_FIND_PHONE points elsewhere)")
     rendered = {p.parent.name for p in SCENARIOS.glob("*/truth.json")}
     if not rendered >= required:
         pytest.fail(f"scenarios missing from {SCENARIOS}: {sorted(required - rendered)}; run `make scenarios`")

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.need import needs_espeak
 from tools.scenarios import audio
 from tools.scenarios.spec import BangsSound, ScenarioSpec, SpeechSound
-
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None,
-                                  reason=f"espeak-ng is not installed: {audio.INSTALL_ESPEAK}")
 
 
 def windows(samples: np.ndarray, seconds: float = 0.1) -> np.ndarray:

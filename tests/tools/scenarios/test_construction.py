@@ -10,7 +10,6 @@ import pytest
 from tools.scenarios import audio, construction
 from tools.scenarios.catalog import EXTRAS, PROPS, BookProp, PastedPerson
 from tools.scenarios.compose import View
-from tools.scenarios.render import view_of
 from tools.scenarios.scene import SceneAssets
 from tools.scenarios.spec import ScenarioSpec, load_spec
 
@@ -68,25 +67,25 @@ def test_a_seated_candidate_and_the_desk_are_measured(assets: SceneAssets) -> No
 def test_the_committed_book_shows_whole_and_a_book_off_the_edge_is_refused(
         assets: SceneAssets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = spec_with(tmp_path, 'props = ["book"]', "material")
-    figures, problems = construction.check_geometry(spec, assets, view_of)
+    figures, problems = construction.check_geometry(spec, assets)
     assert problems == [] and figures[1]["prop:book"]["visible"] == 1.0
     book = PROPS["book"]
     assert isinstance(book, BookProp)
     monkeypatch.setitem(PROPS, "book", BookProp(book.photo, book.height, (650.0, 455.0), book.angle))
-    _, problems = construction.check_geometry(spec, SceneAssets(), view_of)
+    _, problems = construction.check_geometry(spec, SceneAssets())
     assert problems and all(p.startswith("segments[1] prop:book:") for p in problems), problems
 
 
 def test_an_extra_person_hidden_behind_the_candidate_is_refused(
         assets: SceneAssets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = spec_with(tmp_path, 'extras = ["obama_standing"]', "extra_person")
-    _, problems = construction.check_geometry(spec, assets, view_of)
+    _, problems = construction.check_geometry(spec, assets)
     assert problems == []
     obama = EXTRAS["obama_standing"]
     hidden = PastedPerson(obama.person, obama.photo, obama.box, obama.face, at=(320.0, 200.0),
                           face_side=obama.face_side)
     monkeypatch.setitem(EXTRAS, "obama_standing", hidden)
-    _, problems = construction.check_geometry(spec, SceneAssets(), view_of)
+    _, problems = construction.check_geometry(spec, SceneAssets())
     assert any("extra:obama_standing: face" in p for p in problems), problems
 
 

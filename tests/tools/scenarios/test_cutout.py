@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.need import need
 from tools.scenarios import cutout, sources
 from tools.scenarios.scene import KEY_SEED, studio_frames
 
@@ -43,8 +44,7 @@ def test_grabcut_cuts_a_portrait_out_of_its_room() -> None:
 
 
 def test_dark_object_finds_the_labelled_phone() -> None:
-    if not (sources.find_phone_dir() / "labels.txt").is_file():
-        pytest.skip(f"labelled phone photos not present at {sources.find_phone_dir()}")
+    need(sources.phone_photos_available(), f"labelled phone photos not present at {sources.find_phone_dir()}")
     image, centre = sources.phone_photo("11.jpg")
     cut = cutout.dark_object(image, centre, 30)
     ys, xs = np.nonzero(full_alpha(cut, image.shape) > 0.5)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edge_app.vision.models import load_models
+from tests.need import need
 from tools.scenarios import sources
 from tools.scenarios.catalog import PROPS, BookProp, PhoneProp
 from tools.scenarios.scene import HEIGHT, WIDTH, SceneAssets, studio_plate, to_frame
@@ -45,8 +46,7 @@ def test_props_are_placed_where_the_catalog_says() -> None:
     assert xs.mean() == pytest.approx(book.at[0], abs=10)
     phone = PROPS["phone"]
     assert isinstance(phone, PhoneProp)
-    if not (sources.find_phone_dir() / "labels.txt").is_file():
-        pytest.skip(f"labelled phone photos not present at {sources.find_phone_dir()}")
+    need(sources.phone_photos_available(), f"labelled phone photos not present at {sources.find_phone_dir()}")
     _, alpha = assets.prop(phone)
     ys, xs = np.nonzero(alpha > 0.5)
     assert xs.mean() == pytest.approx(phone.at[0], abs=6) and ys.mean() == pytest.approx(phone.at[1], abs=6)
