@@ -6,10 +6,14 @@ Commands:
   device add --config FILE ID --public-key PEM --password-out FILE
                                                register a unit (its signing key and a new MQTT password)
   device list --config FILE                    the registry with each unit's health
-  token create --config FILE --role ROLE --label TEXT
-                                               a new API token (client or proctor), printed once
-  broker-config --config FILE --out DIR [--port N] [--proctor NAME:PASSWORD_FILE] [--reload PID]
-                                               Mosquitto config, password file and ACL from the registry
+  token create --config FILE --role ROLE --label TEXT [--exam EXAM ...]
+                                               a new API token (client, or proctor of the exams named),
+                                               printed once
+  broker-config --config FILE --out DIR [--host H] [--port N] [--proctor NAME:PASSWORD_FILE]
+                [--tls-ca PEM --tls-cert PEM --tls-key PEM [--require-certificate] [--tls-version V]]
+                [--allow-plaintext] [--plugin SO] [--user NAME]
+                                               Mosquitto config and accounts (dynamic-security plugin)
+                                               from the registry; restart Mosquitto to apply them
   key --config FILE                            the bridge's public key (PEM) that units verify commands with
   dead-letters --config FILE [--replay REASON] rejected messages by reason; handle those of REASON again
 """
@@ -50,13 +54,28 @@ def _parser() -> argparse.ArgumentParser:
     create = command("create", "create a token", token)
     create.add_argument("--role", choices=("client", "proctor"), required=True)
     create.add_argument("--label", required=True, help="who holds it (to revoke it later)")
-    broker = command("broker-config", "write Mosquitto's config, passwords and ACL from the registry")
+    create.add_argument("--exam", action="append", default=[], metavar="EXAM",
+                        help="an exam a proctor token may see (once per exam; required for proctors)")
+    broker = command("broker-config", "write Mosquitto's config and accounts from the registry")
     broker.add_argument("--out", type=Path, required=True, metavar="DIR")
-    broker.add_argument("--host", default="127.0.0.1")
+    broker.add_argument("--host", default="127.0.0.1", help="address to listen on (beyond loopback: TLS, or "
+                        "--allow-plaintext)")
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--proctor", action="append", default=[], metavar="NAME:PASSWORD_FILE",
                         help="a read-only proctor account for the alerts topics")
-    broker.add_argument("--reload", type=int, metavar="PID", help="then SIGHUP that Mosquitto")
+    broker.add_argument("--tls-ca", type=Path, metavar="PEM", help="CA of client certificates (TLS listener)")
+    broker.add_argument("--tls-cert", type=Path, metavar="PEM", help="the broker's certificate chain")
+    broker.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
+    broker.add_argument("--require-certificate", action="store_true",
+                        help="clients must also present a certificate signed by --tls-ca")
+    broker.add_argument("--tls-version", choices=("tlsv1.2", "tlsv1.3"), default="tlsv1.2",
+                        help="the oldest TLS version accepted")
+    broker.add_argument("--allow-plaintext", action="store_true",
+                        help="allow a plain-TCP listener beyond loopback (a trusted network only)")
+    broker.add_argument("--plugin", type=Path, metavar="SO", help="Mosquitto's dynamic-security plugin "
+                        "(default: the one installed with mosquitto)")
+    broker.add_argument("--user", help="the Unix user Mosquitto runs as (default: mosquitto, when started as root); "
+                        "it is given the accounts file and the data folder")
     command("key", "print the bridge's public key")
     dead = command("dead-letters", "count rejected messages by reason, or handle those of one reason again")
     dead.add_argument("--replay", metavar="REASON", help="e.g. internal (after a fix) or unknown_device (after "
@@ -84,7 +103,7 @@ def _serve(config_path: Path) -> int:
 
 
 def _broker_config(args: argparse.Namespace) -> int:
-    from cloud_bridge.broker import BrokerUser, hash_password, reload_broker, write_broker_files
+    from cloud_bridge.broker import BrokerUser, TlsFiles, hash_password, write_broker_files
     from cloud_bridge.ingest import Ingestor
     from cloud_bridge.store import Store
 
@@ -102,10 +121,20 @@ def _broker_config(args: argparse.Namespace) -> int:
     devices = Ingestor(store).devices()
     store.close()
     users += [BrokerUser(d.device_id, d.mqtt_password_hash, "device") for d in devices if d.mqtt_password_hash]
-    files = write_broker_files(args.out, users, args.host, args.port)
-    print(f"wrote {files.conf}, {files.passwords} and {files.acl}: {len(users)} accounts")
-    if args.reload:
-        reload_broker(args.reload)
+    tls_files = [args.tls_ca, args.tls_cert, args.tls_key]
+    if (any(tls_files) and not all(tls_files)) or (args.require_certificate and not any(tls_files)):
+        print("error: a TLS listener needs --tls-ca, --tls-cert and --tls-key together", file=sys.stderr)
+        return 2
+    for path in filter(None, tls_files):
+        if not path.is_file():
+            print(f"error: {path} is not a file", file=sys.stderr)
+            return 2
+    tls = (TlsFiles(args.tls_ca.resolve(), args.tls_cert.resolve(), args.tls_key.resolve(), args.require_certificate,
+                    args.tls_version) if all(tls_files) else None)
+    files = write_broker_files(args.out, users, args.host, args.port, tls=tls, user=args.user, plugin=args.plugin,
+                               allow_plaintext=args.allow_plaintext, bridge_client_prefixes=[mqtt.client_prefix])
+    print(f"wrote {files.conf} and {files.dynsec}: {len(users)} accounts, "
+          f"{'TLS' if tls else 'plain TCP'} on {args.host}:{args.port}; restart Mosquitto to apply them")
     return 0
 
 
@@ -126,13 +155,13 @@ def _registry(args: argparse.Namespace) -> int:
     store = Store(config.database_url)
     try:
         if args.command == "token":
-            print(Tokens(store).create(args.role, args.label))
+            print(Tokens(store).create(args.role, args.label, args.exam))
         elif args.action == "add":
             password = new_password()
             Ingestor(store).register(args.device_id, args.public_key.read_text(), hash_password(password))
             write_bytes_atomic(args.password_out, (password + "\n").encode(), mode=0o600)
             print(f"registered {args.device_id}; its MQTT password is in {args.password_out}; "
-                  "run broker-config --reload to let it in")
+                  "run broker-config and restart Mosquitto to let it in")
         else:
             for d in Ingestor(store).devices():
                 print(f"{d.device_id:<15} {d.status:<8} last seen {d.last_seen or 0:.0f}  events {d.last_seq}")
@@ -146,7 +175,7 @@ def _dead_letters(url: str, replay: str | None) -> int:
 
     from cloud_bridge.services import Services
     from cloud_bridge.store import Store
-    from cloud_bridge.store.models import DeadLetter
+    from cloud_bridge.store.models import DeadLetter, DeadLetterTally
 
     store = Store(url)
     try:
@@ -156,8 +185,14 @@ def _dead_letters(url: str, replay: str | None) -> int:
                   + (", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())) or "none kept"))
         with store.session() as session:
             counts = session.execute(select(DeadLetter.reason, func.count()).group_by(DeadLetter.reason)).all()
+            tallies = session.scalars(select(DeadLetterTally).order_by(DeadLetterTally.source,
+                                                                       DeadLetterTally.reason)).all()
         for reason, count in sorted(counts):
             print(f"{reason:<16} {count}")
+        if tallies:
+            print("rejected in all (kept or only counted while a unit flooded):")
+        for tally in tallies:
+            print(f"  {tally.source:<14} {tally.reason:<16} {tally.count} ({tally.kept} kept, {tally.bytes} bytes)")
     finally:
         store.close()
     return 0

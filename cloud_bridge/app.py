@@ -1,7 +1,8 @@
-"""The running bridge: store, publisher, consumers, the health sweeper and the HTTP server, in order.
+"""The running bridge: store, publisher, consumers, the outbox relay, receipts, the health sweeper and HTTP.
 
 ``Bridge(config).start()`` brings everything up; ``stop()`` takes it down in reverse. The HTTP server is
-waitress (threads; each open proctor page holds one).
+waitress (threads; live pages poll, so a page holds no thread between its polls and at most
+``http.max_waiting`` requests wait for news at once).
 """
 
 from __future__ import annotations
@@ -10,13 +11,12 @@ import logging
 import threading
 from typing import Any
 
-from waitress.server import create_server
-
 from cloud_bridge.config import BridgeConfig
+from cloud_bridge.dead_letters import DeadLetters
 from cloud_bridge.mqtt import Consumer, Publisher
 from cloud_bridge.services import Services
 from cloud_bridge.store import Store
-from cloud_bridge.web import create_app, stop_server
+from cloud_bridge.web import create_app, http_server, stop_server
 from edge_app.protocol.keys import load_or_create_key
 
 log = logging.getLogger(__name__)
@@ -33,17 +33,15 @@ class Bridge:
                                        offline_after=config.offline_after, offline_grace=config.offline_grace,
                                        rules=config.rules)
         self.services.limits = {"upload": config.http.max_upload_bytes, "photo": config.http.max_photo_bytes}
+        self.services.ingestor.dead_letters = DeadLetters(self.store, **config.dead_letters.model_dump())
         self.consumers = [Consumer(config.mqtt, index, self.services.dispatcher.handle)
                           for index in range(config.mqtt.workers)]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.server: Any = None
-        self.app = create_app(self.services)
+        self.app = create_app(self.services, http=config.http)
         if http:
-            # lookahead 1: waitress notices a closed proctor tab while its event stream waits
-            self.server = create_server(self.app, host=config.http.host, port=config.http.port,
-                                        threads=config.http.threads, channel_timeout=3600,
-                                        channel_request_lookahead=1, ident="invigil-bridge")
+            self.server = http_server(self.app)
 
     @property
     def url(self) -> str:
@@ -58,6 +56,10 @@ class Bridge:
         for consumer in self.consumers:
             consumer.start()
         self._spawn("bridge-sweeper", self._sweep)
+        self._spawn("bridge-outbox", lambda: self.services.outbox.run(self._stop))
+        if self.services.receipts is not None:
+            receipts = self.services.receipts
+            self._spawn("bridge-receipts", lambda: receipts.run(self._stop))
         if self.server is not None:
             self._spawn("bridge-http", self.server.run)
             log.info("bridge HTTP on %s", self.url)

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge_app.protocol.commands import MAX_PHOTO_BYTES
 from edge_app.protocol.transport import BrokerConnection
@@ -42,10 +42,46 @@ class HttpConfig(BaseModel):
 
     host: str = Field("127.0.0.1", description="address the HTTP API and proctor pages listen on")
     port: int = Field(8080, ge=0, le=65535, description="port (0: any free port, for tests)")
-    threads: int = Field(16, ge=2, le=256, description="server threads; each open proctor page holds one")
-    max_upload_bytes: int = Field(2_000_000, ge=10_000, le=50_000_000, description="largest evidence upload")
+    threads: int = Field(16, ge=2, le=256, description="server threads (requests served at once)")
+    max_upload_bytes: int = Field(2_000_000, ge=10_000, le=50_000_000, description="largest evidence upload; "
+                                  "larger bodies are refused from their headers, before they are read")
     max_photo_bytes: int = Field(MAX_PHOTO_BYTES, ge=10_000, le=MAX_PHOTO_BYTES,
                                  description="largest enrolled photo (it travels to the unit in a signed command)")
+    rate_per_second: float = Field(20.0, gt=0, le=10_000, description="requests a second one caller (a token; "
+                                   "a unit's uploads; else an address) may make on average; over it: 429")
+    rate_burst: int = Field(60, ge=1, le=100_000, description="requests one caller may make at once")
+    max_waiting: int | None = Field(None, ge=1, le=255, description="requests that may wait for news at once "
+                                    "(live pages' long polls, event streams); below threads, so the API always has "
+                                    "threads left (default: half the threads)")
+    poll_wait: float = Field(20.0, ge=1, le=60, description="seconds a live page's poll waits for news")
+    secure_cookie: bool = Field(False, description="always mark the proctor page's cookie Secure (it is whenever "
+                                "the request came over TLS, or through trusted_proxy with X-Forwarded-Proto: https)")
+    trusted_proxy: str | None = Field(None, min_length=1, description="address of a TLS-terminating proxy whose "
+                                      "X-Forwarded-Proto and X-Forwarded-For are believed")
+
+    @model_validator(mode="after")
+    def _threads_left(self) -> HttpConfig:
+        if self.max_waiting is not None and self.max_waiting >= self.threads:
+            raise ValueError(f"max_waiting ({self.max_waiting}) must be below threads ({self.threads})")
+        return self
+
+    @property
+    def waiting_slots(self) -> int:
+        return self.max_waiting if self.max_waiting is not None else self.threads // 2
+
+
+class DeadLetterConfig(BaseModel):
+    """How much of what it rejects the bridge keeps (cloud_bridge/dead_letters.py): every message is counted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_payload_bytes: int = Field(4096, ge=512, le=1_000_000, description="bytes of a rejected payload kept (its "
+                                   "first ones, with the size and SHA-256 of the whole); every valid message is "
+                                   "smaller, so a replay gets it whole")
+    keep_per_second: float = Field(1.0, gt=0, le=10_000, description="rejected messages kept per second per source "
+                                   "(a unit, by its topic) once its burst is spent; the rest are only counted")
+    keep_burst: int = Field(100, ge=1, le=1_000_000, description="rejected messages one source may have kept at "
+                            "once before sampling starts")
 
 
 class BridgeConfig(BaseModel):
@@ -66,6 +102,8 @@ class BridgeConfig(BaseModel):
                                  "will) before device_offline is raised: a broker restart or a reconnect raises none")
     gap_after: float = Field(30.0, ge=1, le=86_400, description="seconds a hole in a device's sequence numbers may "
                              "last (events still on their way, out of order) before it is flagged as a gap")
+    dead_letters: DeadLetterConfig = Field(default_factory=DeadLetterConfig,  # type: ignore[arg-type]
+                                           description="rejected messages: payload cap and sampling under flood")
     rules: dict[str, Any] = Field(default_factory=dict, description="rule overrides sent to every device at session "
                                   "start (the device's rules section: preset, per-kind thresholds)")
 

@@ -15,49 +15,82 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from cloud_bridge.health import Health
 from cloud_bridge.ingest import Ingestor
-from cloud_bridge.proctor import ProctorFeed, Publish
+from cloud_bridge.outbox import BridgeOutbox, Payload
+from cloud_bridge.proctor import ProctorFeed
+from cloud_bridge.receipts import Receipts
 from cloud_bridge.sessions import SessionError, Sessions, SessionView
-from cloud_bridge.store.models import DeadLetter
+from cloud_bridge.store.models import DeadLetter, ExamSession
 from edge_app.protocol import PREFIX, ProtocolError, device_topic
 from edge_app.protocol.commands import decode_stats, open_signed, seal
 from edge_app.protocol.transport import decode_status
 
 log = logging.getLogger(__name__)
+STOP_AGAIN = 30.0  # seconds between repeated stops of a session a unit should no longer run
+NUMBERED = ("session_start", "session_stop", "thresholds", "template")  # commands that carry c
 DEVICE_MESSAGE = re.compile(rf"^{re.escape(PREFIX)}/dev/([a-z0-9][a-z0-9-]{{2,13}})/(event|pair|stats|status)$")
 
 
 class DeviceCommands:
-    """Signed commands to devices. ``session_start`` is retained: a unit that (re)connects learns its session."""
+    """Signed commands to devices, through the bridge's outbox: written in ``session``'s transaction (the one
+    that changed what they announce) or their own, published after. Session commands carry ``c``, their
+    outbox row's id (increasing), so a unit can tell a late copy. ``session_start`` is retained: a unit that
+    (re)connects learns its session."""
 
-    def __init__(self, publish: Publish, key: Ed25519PrivateKey, clock: Callable[[], float] = time.time) -> None:
-        self.publish, self.key, self.clock = publish, key, clock
+    def __init__(self, outbox: BridgeOutbox, key: Ed25519PrivateKey, clock: Callable[[], float] = time.time) -> None:
+        self.outbox, self.key, self.clock = outbox, key, clock
 
-    def send(self, device_id: str, name: str, fields: dict[str, object], retain: bool = False) -> None:
-        payload = seal(name, fields, self.key, int(self.clock() * 1000), to=device_id)
-        self.publish(device_topic(device_id, f"cmd/{name}"), payload, 1, retain)
+    def send(self, device_id: str, name: str, fields: dict[str, object], retain: bool = False,
+             session: Session | None = None) -> None:
+        now_ms = int(self.clock() * 1000)
 
-    def session_start(self, view: SessionView, photo: bytes, rules: dict[str, object]) -> None:
+        def build(number: int) -> bytes:
+            numbered = {**fields, "c": number} if name in NUMBERED else fields
+            return seal(name, numbered, self.key, now_ms, to=device_id)
+        self._add(session, device_topic(device_id, f"cmd/{name}"), build, retain)
+
+    def _add(self, session: Session | None, topic: str, payload: Payload, retain: bool) -> None:
+        if session is not None:
+            self.outbox.add(session, topic, payload, 1, retain)
+            return
+        with self.outbox.store.session() as own, own.begin():
+            self.outbox.add(own, topic, payload, 1, retain)
+
+    def session_start(self, view: SessionView, photo: bytes, rules: dict[str, object],
+                      session: Session | None = None) -> None:
         assert view.device_id is not None
         fields: dict[str, object] = {"session": view.session_id, "exam": view.exam_id,
                                      "candidate": view.candidate_id,
                                      "photo": base64.urlsafe_b64encode(photo).rstrip(b"=").decode()}
         if rules:
             fields["rules"] = rules
-        self.send(view.device_id, "session_start", fields, retain=True)
+        self.send(view.device_id, "session_start", fields, retain=True, session=session)
 
-    def session_stop(self, device_id: str, session_id: str) -> None:
-        self.publish(device_topic(device_id, "cmd/session_start"), b"", 1, True)  # clear the retained start
-        self.send(device_id, "session_stop", {"session": session_id})
+    def ended(self, session: Session, row: ExamSession) -> None:
+        """``Sessions.end``'s hook: the stop for the unit, in the transaction that ends its session."""
+        assert row.device_id is not None
+        self.session_stop(row.device_id, row.session_id, session)
+
+    def session_stop(self, device_id: str, session_id: str, session: Session | None = None) -> None:
+        """Clear the retained start, then ``session_stop``, in one transaction."""
+        if session is None:
+            with self.outbox.store.session() as own, own.begin():
+                self.session_stop(device_id, session_id, own)
+            return
+        self._add(session, device_topic(device_id, "cmd/session_start"), b"", True)
+        self.send(device_id, "session_stop", {"session": session_id}, session=session)
 
 
 class Dispatcher:
     def __init__(self, ingestor: Ingestor, sessions: Sessions, feed: ProctorFeed, health: Health,
-                 commands: DeviceCommands | None, rules: dict[str, object] | None = None) -> None:
+                 commands: DeviceCommands | None, rules: dict[str, object] | None = None,
+                 receipts: Receipts | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.ingestor, self.sessions, self.feed, self.health = ingestor, sessions, feed, health
-        self.commands, self.rules = commands, rules or {}
+        self.commands, self.rules, self.receipts, self.clock = commands, rules or {}, receipts, clock
+        self._stops: dict[str, float] = {}  # device -> when a stale session was last stopped again
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Handle one message; a short outcome (``stored``, ``paired``, ``dead_letter:<reason>``, ...)."""
@@ -70,6 +103,8 @@ class Dispatcher:
                 outcome = self.ingestor.handle(topic, payload, also=self.feed.record)  # one transaction
                 if outcome.extra is not None:
                     self.feed.deliver(outcome.extra)
+                if self.receipts is not None and outcome.status in ("stored", "duplicate"):
+                    self.receipts.note(device_id)  # a duplicate too: the unit resent it, its receipt may be lost
                 return outcome.status if outcome.status != "dead_letter" else f"dead_letter:{outcome.reason}"
             if leaf == "status":
                 state = decode_status(payload)
@@ -80,8 +115,11 @@ class Dispatcher:
                 fields = decode_stats(payload)
                 if fields["d"] != device_id:
                     return self._dead(topic, payload, "wrong_device", f"stats name {fields['d']}")
-                return "stats" if self.health.stats(device_id, fields) else \
-                    self._dead(topic, payload, "unknown_device", f"device {device_id} is not registered")
+                if not self.health.stats(device_id, fields):
+                    return self._dead(topic, payload, "unknown_device", f"device {device_id} is not registered")
+                if isinstance(fields.get("session"), str):
+                    self._stop_if_ended(device_id, fields["session"])
+                return "stats"
             return self._pair(topic, device_id, payload)
         except ProtocolError as exc:
             return self._dead(topic, payload, exc.reason, exc.detail)
@@ -93,12 +131,16 @@ class Dispatcher:
 
     def replay(self, reason: str, limit: int = 10_000) -> dict[str, int]:
         """Handle the dead letters kept for ``reason`` again (after a fix: ``internal``; after registering a
-        device: ``unknown_device``); each is removed unless it is rejected again. Outcome counts."""
+        device: ``unknown_device``); each is removed unless it is rejected again. Outcome counts; a payload kept
+        only in part (over the cap) stays, as ``kept:truncated``."""
         with self.ingestor.store.session() as session:
-            rows = session.execute(select(DeadLetter.id, DeadLetter.topic, DeadLetter.payload)
+            rows = session.execute(select(DeadLetter.id, DeadLetter.topic, DeadLetter.payload, DeadLetter.size)
                                    .where(DeadLetter.reason == reason).order_by(DeadLetter.id).limit(limit)).all()
         outcomes: dict[str, int] = {}
-        for row_id, topic, payload in rows:
+        for row_id, topic, payload, size in rows:
+            if size is not None and size > len(payload):
+                outcomes["kept:truncated"] = outcomes.get("kept:truncated", 0) + 1
+                continue
             outcome = self.handle(topic, payload)
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
             with self.ingestor.store.session() as session, session.begin():
@@ -117,7 +159,7 @@ class Dispatcher:
         if fields["d"] != device_id:
             return self._dead(topic, payload, "wrong_device", f"pair request names {fields['d']}")
         try:
-            view = self.sessions.pair(device_id, fields["code"])
+            view = self.sessions.pair(device_id, fields["code"], also=self._answer_pairing)
         except (SessionError, ProtocolError) as exc:
             reason = getattr(exc, "reason", "bad_code")
             log.info("pairing of %s refused: %s", device_id, exc)
@@ -126,11 +168,30 @@ class Dispatcher:
             return f"refused:{reason}"
         log.info("device %s paired with session %s (exam %s, candidate %s)", device_id, view.session_id,
                  view.exam_id, view.candidate_id)
-        if self.commands is not None:
-            self.commands.send(device_id, "pair", {"ok": True, "session": view.session_id, "exam": view.exam_id,
-                                                   "candidate": view.candidate_id})
-            stored = self.sessions.rules(view.session_id)
-            self.commands.session_start(view, self.sessions.photo(view.session_id),
-                                        {**self.rules, **(json.loads(stored) if stored else {})})
         self.feed.notify()
         return "paired"
+
+    def _answer_pairing(self, session: Session, row: ExamSession) -> None:
+        """The pair reply and the retained session_start, in the transaction that pairs (the outbox)."""
+        if self.commands is None:
+            return
+        view = SessionView.of(row)
+        assert view.device_id is not None
+        self.commands.send(view.device_id, "pair", {"ok": True, "session": view.session_id, "exam": view.exam_id,
+                                                    "candidate": view.candidate_id}, session=session)
+        self.commands.session_start(view, row.photo, {**self.rules, **(json.loads(row.rules) if row.rules else {})},
+                                    session=session)
+
+    def _stop_if_ended(self, device_id: str, session_id: str) -> None:
+        """A heartbeat naming a session that is not (or no longer) this unit's: its session_stop was lost on the
+        way (a broker that died before saving it); send it again, at most every STOP_AGAIN seconds."""
+        if self.commands is None or self.clock() - self._stops.get(device_id, -STOP_AGAIN) < STOP_AGAIN:
+            return
+        view = self.sessions.get(session_id)
+        if view is not None and view.device_id == device_id and (
+                view.state != "ended" or self.sessions.clock() - (view.ended_at or 0.0) < STOP_AGAIN):
+            return  # its own session, or one ended so recently that the stop may still be on its way
+        self._stops[device_id] = self.clock()
+        log.warning("device %s still runs session %s, which is not its own: sending session_stop again", device_id,
+                    session_id)
+        self.commands.session_stop(device_id, session_id)

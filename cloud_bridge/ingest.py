@@ -22,9 +22,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from cloud_bridge.chain import advance, flag_gaps, neighbour_flag
+from cloud_bridge.chain import advance, flag_gaps, is_redelivery, neighbour_flag, refused_gap
+from cloud_bridge.dead_letters import DeadLetters
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import DeadLetter, Device, EventRow
+from cloud_bridge.store.models import Device, EventRow
 from edge_app.protocol import DEVICE_ID, PREFIX, Event, ProtocolError, decode_event
 
 log = logging.getLogger(__name__)
@@ -41,8 +42,10 @@ class Outcome:
 
 
 class Ingestor:
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time,
+                 dead_letters: DeadLetters | None = None) -> None:
         self.store, self.clock = store, clock
+        self.dead_letters = dead_letters or DeadLetters(store, clock)
         self._keys: dict[str, tuple[str, Ed25519PublicKey]] = {}  # device -> (PEM, parsed key)
 
     def register(self, device_id: str, public_pem: str, password_hash: str | None = None) -> None:
@@ -81,10 +84,8 @@ class Ingestor:
             return self._dead(topic, payload, "internal", f"{type(exc).__name__}: {exc}")
 
     def dead_letter(self, topic: str, payload: bytes, reason: str, detail: str) -> None:
-        """Keep a rejected message with the reason (payloads over 1 MB are cut; the broker caps them anyway)."""
-        with self.store.session() as session, session.begin():
-            session.add(DeadLetter(topic=topic[:1000], payload=payload[:1_000_000], reason=reason[:24],
-                                   detail=detail[:2000], received_at=self.clock()))
+        """Count a rejected message with the reason and keep it (capped; sampled while its source floods)."""
+        self.dead_letters.add(topic, payload, reason, detail)
 
     def _dead(self, topic: str, payload: bytes, reason: str, detail: str) -> Outcome:
         self.dead_letter(topic, payload, reason, detail)
@@ -110,18 +111,22 @@ class Ingestor:
             return self._dead(topic, payload, "bad_topic", f"not an event topic: {topic[:200]!r}")
         device_id = match.group(1)
         try:
-            with self.store.session() as session, session.begin():
-                device = session.get(Device, device_id, with_for_update=True)  # one device's events in turn
+            with self.store.locked_session() as session, session.begin():  # SQLite: one writer at a time
+                device = session.get(Device, device_id, with_for_update=True)  # PostgreSQL: one device's in turn
                 if device is None:
                     raise ProtocolError("unknown_device", f"device {device_id} is not registered")
                 event = decode_event(payload, self._key(device_id, device.public_key))
                 if event.device_id != device_id:
                     raise ProtocolError("wrong_device", f"event names device {event.device_id} but came on "
                                         f"{device_id}'s topic")
-                if session.scalar(select(EventRow.id).where(EventRow.event_id == event.event_id)) is not None:
+                if is_redelivery(session, event, payload):  # the same bytes again; other bytes: reused_id
                     return Outcome("duplicate", event=event)
                 flag = neighbour_flag(session, event, payload)
                 now = self.clock()
+                if event.refused is not None and flag != "replayed":  # alerts the unit could not store
+                    flag = flag or refused_gap(session, event, now)
+                    log.warning("device %s: %d alerts refused by its outbox (%s)", device_id, event.refused[0],
+                                event.refused_reason)
                 device.last_seen = now
                 session.add(EventRow(
                     event_id=event.event_id, device_id=device_id, seq=event.seq, time_ms=event.time_ms,
@@ -132,13 +137,19 @@ class Ingestor:
                 extra = also(session, event, flag) if also is not None else None
         except ProtocolError as exc:  # rolled back; kept as a dead letter
             return self._dead(topic, payload, exc.reason, exc.detail)
-        except IntegrityError:  # another worker stored the same event id first
-            return Outcome("duplicate", event=event)
+        except IntegrityError:  # another worker stored the same event id first: the same bytes, or a reused id
+            try:
+                with self.store.session() as session:
+                    if is_redelivery(session, event, payload):
+                        return Outcome("duplicate", event=event)
+            except ProtocolError as exc:
+                return self._dead(topic, payload, exc.reason, exc.detail)
+            return self._dead(topic, payload, "internal", "a uniqueness conflict, but no event stored under its id")
         return Outcome("stored", flag, event, extra)
 
     def flag_gaps(self, gap_after: float = 30.0) -> list[tuple[str, int, int]]:
         """Flag sequence holes that lasted ``gap_after`` seconds (events lost on the way); each is logged once."""
-        with self.store.session() as session, session.begin():
+        with self.store.locked_session() as session, session.begin():
             found = flag_gaps(session, self.clock(), gap_after)
         for device_id, first, last in found:
             log.warning("device %s: events %d..%d never arrived", device_id, first, last)

@@ -24,11 +24,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_bridge.config import MqttConfig
+from cloud_bridge.dynsec import SHARE_GROUP  # reserved to the bridge account by the broker's rights
 from edge_app.protocol import PREFIX
 from edge_app.protocol.transport import new_client
 
 log = logging.getLogger(__name__)
-SHARE_GROUP = "bridge"
 SHARED_LEAVES = ("event", "pair", "stats")
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between retries of a message whose handler could not finish
 Handler = Callable[[str, bytes], object]
@@ -62,6 +62,7 @@ class Consumer:
         self._stopped = threading.Event()
         self.client.on_connect, self.client.on_message, self.client.on_disconnect = (
             self._on_connect, self._on_message, self._on_disconnect)
+        self.client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
         _connect(self.client, self.config, clean_start=False)
@@ -80,6 +81,13 @@ class Consumer:
         self._connection += 1
         self.connected.set()
         log.info("bridge consumer %s: connected", self.client_id)
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int, reasons: list[ReasonCode],
+                      _properties: Properties | None) -> None:
+        refused = [f"{topic} ({reason})" for topic, reason in zip(subscriptions(self.index), reasons, strict=False)
+                   if reason.is_failure]
+        if refused:  # e.g. an account without the bridge role: nothing arrives on these filters
+            log.error("bridge consumer %s: the broker refused %s", self.client_id, ", ".join(refused))
 
     def _on_disconnect(self, *_args: Any) -> None:
         self.connected.clear()
@@ -134,5 +142,6 @@ class Publisher:
             return
         self.connected.set()
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=qos, retain=retain)
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        """Queue a message; the returned info's ``is_published()`` turns true on the broker's PUBACK."""
+        return self.client.publish(topic, payload, qos=qos, retain=retain)

@@ -2,7 +2,9 @@
 
 Every stored event of a device paired with an active session becomes a proctor alert (once: the event id
 is unique), with the exam, session and candidate. ``device_offline`` is raised here, by the bridge, when a
-paired device's last will arrives or it falls silent, and ended when it is back.
+paired device's last will arrives or it falls silent, and ended when it is back. Each alert's republish is
+written to the bridge's outbox (cloud_bridge/outbox.py) in the alert's own transaction and published after
+the commit, so a bridge that dies in between publishes it when it is back.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloud_bridge.outbox import BridgeOutbox
+from cloud_bridge.outbox import Publish as Publish
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import ExamSession, ProctorAlert
 from edge_app.protocol import VERSION, Event, proctor_topic
 
 log = logging.getLogger(__name__)
-Publish = Callable[[str, bytes, int, bool], None]  # topic, payload, qos, retain
 Recorded = tuple[ProctorAlert, str]  # the alert row and its candidate
 
 
@@ -36,9 +39,16 @@ def alert_message(row: ProctorAlert, candidate_id: str) -> dict[str, Any]:
             "evidence": row.evidence, "flag": row.flag, "keyword": row.keyword}
 
 
+def encode_alert(message: dict[str, Any]) -> bytes:
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
 class ProctorFeed:
-    def __init__(self, store: Store, publish: Publish | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.store, self.publish, self.clock = store, publish, clock
+    def __init__(self, store: Store, publish: Publish | None = None, clock: Callable[[], float] = time.time,
+                 outbox: BridgeOutbox | None = None) -> None:
+        """``outbox``: the bridge's (shared with its commands); by default one of its own over ``publish``."""
+        self.store, self.clock = store, clock
+        self.outbox = outbox if outbox is not None else BridgeOutbox(store, publish, clock)
         self.changed = threading.Condition()  # notified on every new alert and health change (the live page)
         self.version = 0
 
@@ -54,8 +64,9 @@ class ProctorFeed:
             return self.version
 
     def record(self, session: Session, event: Event, flag: str | None) -> Recorded | None:
-        """Add the proctor alert of a device event being stored, if its device is paired, inside the event's
-        own transaction (so an event is never stored without it); :meth:`deliver` it after the commit."""
+        """Add the proctor alert of a device event being stored, if its device is paired, and its republish to
+        the outbox, inside the event's own transaction (so an event is never stored without them); call
+        :meth:`deliver` after the commit."""
         active = session.scalar(select(ExamSession).where(ExamSession.device_id == event.device_id,
                                                           ExamSession.state == "paired"))
         if active is None:
@@ -65,11 +76,16 @@ class ProctorFeed:
                            phase=event.phase, severity=event.severity, confidence=event.confidence,
                            time_ms=event.time_ms, evidence=event.evidence, flag=flag, keyword=event.keyword,
                            created_at=self.clock())
-        session.add(row)
+        self._add(session, row, active.candidate_id)
         return row, active.candidate_id
 
+    def _add(self, session: Session, row: ProctorAlert, candidate: str) -> None:
+        session.add(row)
+        session.flush()  # the alert's id, which the message carries
+        self.outbox.add(session, proctor_topic(row.exam_id), encode_alert(alert_message(row, candidate)))
+
     def deliver(self, recorded: Recorded) -> dict[str, Any]:
-        """Republish a committed proctor alert and wake the live pages; the message."""
+        """Wake the live pages for a committed proctor alert (the outbox publishes it); the message."""
         return self._deliver(*recorded)
 
     def on_event(self, event: Event, flag: str | None) -> dict[str, Any] | None:
@@ -103,19 +119,13 @@ class ProctorFeed:
                                event_id=None, alert_id=alert_id, kind="device_offline",
                                phase="start" if start else "end", severity="critical", confidence=1.0,
                                time_ms=int(now * 1000), evidence=None, flag=None, created_at=now)
-            session.add(row)
             candidate = active.candidate_id
+            self._add(session, row, candidate)
         log.warning("device %s %s (%s)", device_id, "offline during its session" if start else "back", detail)
         return self._deliver(row, candidate)
 
     def _deliver(self, row: ProctorAlert, candidate: str) -> dict[str, Any]:
         message = alert_message(row, candidate)
-        if self.publish is not None:
-            try:
-                self.publish(proctor_topic(row.exam_id), json.dumps(message, separators=(",", ":")).encode(), 1,
-                             False)
-            except Exception as exc:  # the alert is stored; the page still shows it
-                log.warning("proctor republish of alert %s failed: %s", row.id, exc)
         self.notify()
         return message
 

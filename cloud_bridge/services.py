@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from cloud_bridge.dispatch import DeviceCommands, Dispatcher
 from cloud_bridge.health import Health
 from cloud_bridge.ingest import Ingestor
-from cloud_bridge.proctor import ProctorFeed, Publish
+from cloud_bridge.outbox import BridgeOutbox, Publish
+from cloud_bridge.proctor import ProctorFeed
+from cloud_bridge.receipts import Receipts
 from cloud_bridge.sessions import Sessions
 from cloud_bridge.store import Store
 from cloud_bridge.tokens import Tokens
@@ -25,16 +27,20 @@ class Services:
     tokens: Tokens
     commands: DeviceCommands | None
     dispatcher: Dispatcher
+    outbox: BridgeOutbox
+    receipts: Receipts | None
     limits: dict[str, int] = field(default_factory=lambda: {"upload": 2_000_000, "photo": MAX_PHOTO_BYTES})
 
     @classmethod
     def build(cls, store: Store, publish: Publish | None = None, key: Ed25519PrivateKey | None = None, *,
               pairing_ttl: float = 900.0, offline_after: float = 30.0, offline_grace: float = 5.0,
               rules: dict[str, object] | None = None) -> Services:
-        feed = ProctorFeed(store, publish)
+        outbox = BridgeOutbox(store, publish)  # proctor alerts and commands, published after their commit
+        feed = ProctorFeed(store, outbox=outbox)
         health = Health(store, feed, offline_after, offline_grace)
         ingestor = Ingestor(store)
         sessions = Sessions(store, pairing_ttl)
-        commands = DeviceCommands(publish, key) if publish is not None and key is not None else None
+        commands = DeviceCommands(outbox, key) if publish is not None and key is not None else None
+        receipts = Receipts(store, publish, key) if publish is not None and key is not None else None
         return cls(store, sessions, feed, health, ingestor, Tokens(store), commands,
-                   Dispatcher(ingestor, sessions, feed, health, commands, rules))
+                   Dispatcher(ingestor, sessions, feed, health, commands, rules, receipts), outbox, receipts)

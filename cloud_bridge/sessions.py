@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, ExamSession
@@ -28,6 +29,8 @@ from edge_app.protocol.commands import (
 )
 
 JPEG_MAGIC = b"\xff\xd8\xff"
+# Runs inside the transaction that pairs or ends a session (the commands to the unit go in the same one).
+Also = Callable[[Session, ExamSession], None]
 MAX_RULES_BYTES = 16 * 1024  # the rule overrides travel in session_start beside the photo
 
 
@@ -121,8 +124,9 @@ class Sessions:
             row = session.get(ExamSession, session_id)
             return row.rules if row else None
 
-    def pair(self, device_id: str, typed_code: str) -> SessionView:
-        """Bind the waiting session with this code to the device; SessionError says why not."""
+    def pair(self, device_id: str, typed_code: str, also: Also | None = None) -> SessionView:
+        """Bind the waiting session with this code to the device; SessionError says why not. ``also(session,
+        row)`` runs in the pairing transaction (again for a resent request)."""
         code = normalize_code(typed_code)
         now = self.clock()
         with self.store.session() as session, session.begin():
@@ -131,6 +135,8 @@ class Sessions:
                 raise SessionError("unknown_device", f"device {device_id} is not registered")
             row = session.scalar(select(ExamSession).where(ExamSession.pairing_code == code).with_for_update())
             if row is not None and row.state == "paired" and row.device_id == device_id:
+                if also is not None:
+                    also(session, row)
                 return SessionView.of(row)  # the same request again (a resend): the same answer
             if row is None or row.state != "waiting":
                 raise SessionError("unknown_code", "no session waits for this pairing code")
@@ -142,13 +148,19 @@ class Sessions:
                 raise SessionError("device_busy", f"device {device_id} is paired with session {busy.session_id}; "
                                    "end that session first")
             row.state, row.device_id, row.paired_at = "paired", device_id, now  # the code stays until the end
+            if also is not None:
+                also(session, row)
             return SessionView.of(row)
 
-    def end(self, session_id: str) -> SessionView:
+    def end(self, session_id: str, also: Also | None = None) -> SessionView:
+        """End the session; ``also(session, row)`` runs in that transaction when it was paired to a device."""
         with self.store.session() as session, session.begin():
             row = session.get(ExamSession, session_id, with_for_update=True)
             if row is None:
                 raise SessionError("not_found", f"no session {session_id}")
             if row.state != "ended":
+                was_paired = row.state == "paired" and row.device_id is not None
                 row.state, row.ended_at, row.pairing_code = "ended", self.clock(), None
+                if was_paired and also is not None:
+                    also(session, row)
             return SessionView.of(row)

@@ -33,6 +33,8 @@ from edge_app.link.config import LinkConfig
 from edge_app.link.events import EventWriter
 from edge_app.link.mqtt import MqttLink
 from edge_app.link.outbox import Outbox, OutboxError
+from edge_app.link.receipts import Receipts
+from edge_app.link.stale import StaleCommands
 from edge_app.link.uploads import EvidenceUploader
 from edge_app.pairing import QrPairingScanner, take_pair_code
 from edge_app.protocol import ProtocolError
@@ -81,7 +83,10 @@ class ConnectedDevice:
         self.bridge_key = key
         self.outbox = Outbox(link.under(data, link.outbox))
         self.writer = EventWriter(config.device_id, self.key, self.outbox, (1, 1))
-        self.mqtt = MqttLink(link.broker, config.device_id, self.outbox, on_command=self._command)
+        self.receipts = Receipts(self.outbox, key, config.device_id, link.broker.receipt_timeout)
+        self.mqtt = MqttLink(link.broker, config.device_id, self.outbox, on_command=self._command,
+                             receipts=self.receipts)
+        self.stale = StaleCommands(data / "ended_sessions.json")  # a lost session_stop resurrects nothing
         self.uploader = EvidenceUploader(link.under(data, link.uploads), link.evidence_url, config.device_id) \
             if link.evidence_url else None
         self.scanner = QrPairingScanner(link.pair_every)
@@ -111,6 +116,8 @@ class ConnectedDevice:
             self.uploader.start()
 
     def stop(self) -> None:
+        if self._stopping.is_set():
+            return  # stopped already
         self._stopping.set()
         self.send_stats(camera="ended")
         self.mqtt.wake()
@@ -161,6 +168,15 @@ class ConnectedDevice:
         if now >= self._next_stats:
             self._next_stats = now + self.link_config.stats_every
             self.send_stats()
+            self._report_refused()
+
+    def _report_refused(self) -> None:
+        """Alerts the outbox refused (a full disk) reach the bridge as a gap once it takes events again."""
+        try:
+            if self.writer.report_refused() is not None:
+                self.mqtt.wake()
+        except (OutboxError, ProtocolError) as exc:  # still full: the next heartbeat tries again
+            log.debug("refused alerts not reported yet: %s", exc)
 
     # -- commands (MQTT thread: checked, then queued for the loop) ----------------------------------------
 
@@ -184,6 +200,11 @@ class ConnectedDevice:
             self.emit_local({"type": "status", "state": "paired" if fields["ok"] else "pair_refused", "t": t,
                              **{k: fields[k] for k in ("session", "exam", "candidate", "reason") if k in fields}})
             return
+        stale = self.stale.stale(name, fields)
+        if stale is not None:
+            log.info("command %s ignored: %s", name, stale)
+            return
+        self.stale.applied(name, fields)
         if name == "session_start":
             if current == fields["session"]:
                 return  # the retained start again, after a reconnect
@@ -207,6 +228,8 @@ class ConnectedDevice:
 
     def _end_session(self, current: str | None, t: float) -> None:
         """End the running alerts and return to the template and rules the unit started with (unpaired)."""
+        if current is not None:
+            self.stale.end(current)
         self.runner.end_alerts()
         self.runner.set_template(self._base_template)
         self.runner.set_rules(self.config.rules)

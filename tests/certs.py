@@ -80,6 +80,20 @@ def make_server(authority: Authority, folder: Path, hosts: tuple[str, ...] = HOS
     return TlsFiles(ca_file=authority.cert_file, cert_file=cert_file, key_file=key_file)
 
 
+def make_client(authority: Authority, folder: Path, name: str) -> tuple[Path, Path]:
+    """A client certificate for ``name`` signed by ``authority``: (certificate file, key file)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (_builder(_name(name), authority.cert.subject, key)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(authority.key, hashes.SHA256()))
+    cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(key, key_file)
+    return cert_file, key_file
+
+
 def make_tls(folder: Path) -> TlsFiles:
     """A fresh CA and a server certificate for 127.0.0.1/localhost, all in ``folder``."""
     return make_server(make_authority(folder), folder)

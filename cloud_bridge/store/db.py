@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+LOCK_FIRST = "invigil_lock_first"  # execution option: SQLite transactions that take the write lock up front
 
 
 def _alembic(url: str) -> Config:
@@ -22,6 +24,26 @@ def _alembic(url: str) -> Config:
 def migrate(url: str, revision: str = "head") -> None:
     """Upgrade the database at ``url`` to ``revision`` (idempotent)."""
     command.upgrade(_alembic(url), revision)
+
+
+def private_sqlite_file(url: str) -> Path | None:
+    """Create a SQLite database file readable by its owner only (0600; it holds enrolled photos and evidence),
+    or take an existing one's group and world bits away; SQLite gives its -wal and -shm files the same mode.
+    The file's path, or None for another database (or an in-memory one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)  # the mode applies only if it is created
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    finally:
+        os.close(descriptor)
+    for companion in (path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal")):
+        if companion.exists() and companion.stat().st_mode & 0o077:  # left by an older bridge
+            companion.chmod(0o600)
+    return path
 
 
 def _engine(url: str) -> Engine:
@@ -37,6 +59,15 @@ def _engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        @event.listens_for(engine, "begin")
+        def _lock_first(connection):  # type: ignore[no-untyped-def]
+            # pysqlite begins a transaction only at its first write, so a read-check-write transaction reads a
+            # state another worker may change before it writes (and with_for_update means nothing here).
+            # BEGIN IMMEDIATE takes the write lock before the first read; pysqlite then issues no BEGIN of its
+            # own (the connection is in a transaction) and its commit and rollback end this one.
+            if connection.get_execution_options().get(LOCK_FIRST):
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+
     return engine
 
 
@@ -44,14 +75,22 @@ class Store:
     """The bridge's database: ``Store("sqlite:///bridge.db")`` or a ``postgresql+psycopg://`` URL."""
 
     def __init__(self, url: str, upgrade: bool = True) -> None:
+        private_sqlite_file(url)
         if upgrade:
             migrate(url)
         self.url = url
         self.engine = _engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._locked = sessionmaker(self.engine.execution_options(**{LOCK_FIRST: True}), expire_on_commit=False)
 
     def session(self) -> Session:
         return self.sessions()
+
+    def locked_session(self) -> Session:
+        """A session whose transactions hold the database's write lock from their start on SQLite (BEGIN
+        IMMEDIATE), so one read-check-write runs at a time; on PostgreSQL an ordinary session, where row locks
+        (``with_for_update``) serialise what must be."""
+        return self._locked()
 
     def close(self) -> None:
         self.engine.dispose()

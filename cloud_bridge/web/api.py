@@ -15,18 +15,22 @@ from sqlalchemy import select
 from cloud_bridge.sessions import SessionError, SessionView
 from cloud_bridge.store.models import EventRow, Evidence
 from cloud_bridge.web import services
-from cloud_bridge.web.auth import require
+from cloud_bridge.web.auth import grant, require, require_exam
 from edge_app.protocol import DEVICE_ID, b64
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def session_json(view: SessionView) -> dict[str, Any]:
+def session_json(view: SessionView, with_code: bool = True) -> dict[str, Any]:
+    """A session as the API shows it; ``with_code`` False (a proctor) hides the pairing code, whoever holds
+    it could pair a unit of theirs with the candidate's session."""
+    code = view.pairing_code if with_code else None
     return {"session_id": view.session_id, "exam_id": view.exam_id, "candidate_id": view.candidate_id,
-            "state": view.state, "device_id": view.device_id, "pairing_code": view.pairing_code,
-            "qr_payload": view.qr_payload, "code_expires_at": view.code_expires_at,
-            "qr_png": url_for("api.session_qr", session_id=view.session_id) if view.pairing_code else None,
+            "state": view.state, "device_id": view.device_id, "pairing_code": code,
+            "qr_payload": view.qr_payload if with_code else None,
+            "code_expires_at": view.code_expires_at,
+            "qr_png": url_for("api.session_qr", session_id=view.session_id) if code else None,
             "created_at": view.created_at, "paired_at": view.paired_at, "ended_at": view.ended_at}
 
 
@@ -70,7 +74,8 @@ def get_session(session_id: str) -> Any:
     view = services().sessions.get(session_id)
     if view is None:
         abort(404, f"no session {session_id}")
-    return jsonify(session_json(view))
+    require_exam(view.exam_id)
+    return jsonify(session_json(view, with_code=grant().role == "client"))
 
 
 @api.get("/sessions/<session_id>/qr.png")
@@ -90,13 +95,11 @@ def end_session(session_id: str) -> Any:
     before = services().sessions.get(session_id)
     if before is not None and before.state == "paired" and before.device_id:
         services().feed.device_back(before.device_id)  # an open device_offline ends with its session
-    try:
-        view = services().sessions.end(session_id)
+    commands = services().commands
+    try:  # the unit's session_stop is written with the end (the bridge's outbox), published after
+        view = services().sessions.end(session_id, also=commands.ended if commands is not None else None)
     except SessionError as exc:
         return bad_request(exc.reason, str(exc), 404)
-    commands = services().commands
-    if before is not None and before.state == "paired" and view.device_id and commands is not None:
-        commands.session_stop(view.device_id, view.session_id)
     services().feed.notify()
     return jsonify(session_json(view))
 

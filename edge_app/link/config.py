@@ -21,6 +21,9 @@ class MqttLinkConfig(BrokerConnection):
                             "offline last will, so a reconnect within it raises no alarm")
     inflight_max: int = Field(20, ge=1, le=1000, description="QoS 1 events published but not yet acknowledged, "
                               "at most")
+    receipt_timeout: float = Field(10.0, ge=0.2, le=3600, description="seconds without a new receipt from the "
+                                   "bridge while events wait before every unreceipted event is sent again "
+                                   "(doubling while the bridge stays silent)")
 
     @model_validator(mode="after")
     def _backoff(self) -> MqttLinkConfig:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge_app.link.outbox import Outbox
-from edge_app.protocol import Event, device_topic, encode_event, evidence_digest, new_event_id
+from edge_app.link.outbox import Outbox, OutboxError, Refused
+from edge_app.protocol import MAX_REFUSED, Event, device_topic, encode_event, evidence_digest, new_event_id
 
 
 class EventWriter:
@@ -48,9 +49,28 @@ class EventWriter:
                           alert_id=start_id, keyword=message.get("keyword") if phase == "start" else None)
             return event_id, self.topic, encode_event(event, self.key)
 
-        self.outbox.accept(build)
+        if self.outbox.refused() is not None:  # space is back (or not: then this event is refused and counted too)
+            with contextlib.suppress(OutboxError):
+                self.report_refused(ms)
+        self.outbox.accept(build, ms / 1000)
         if phase == "start":
             self.starts[message["id"]] = event_id
         elif phase == "end":
             self.starts.pop(message["id"], None)
         return event_id
+
+    def report_refused(self, now_ms: int | None = None) -> str | None:
+        """Once the outbox takes events again, the signed ``events_refused`` event that tells the bridge how many
+        alerts it refused, when and why (a gap the bridge shows with its reason); its id, or None when nothing
+        was refused. OutboxError while the outbox still takes nothing."""
+        ms = int(time.time() * 1000) if now_ms is None else now_ms
+        event_id = new_event_id(ms)
+
+        def build(seq: int, prev_hash: str, refused: Refused) -> tuple[str, str, bytes]:
+            event = Event(event_id=event_id, device_id=self.device_id, seq=seq, time_ms=ms, kind="events_refused",
+                          phase="start", severity="warning", confidence=1.0, prev_hash=prev_hash,
+                          refused=(min(refused.count, MAX_REFUSED), int(refused.first), int(refused.last)),
+                          refused_reason=refused.reason)
+            return event_id, self.topic, encode_event(event, self.key)
+
+        return event_id if self.outbox.report_refused(build, ms / 1000) is not None else None

@@ -1,12 +1,15 @@
-"""The device's MQTT link: publishes the outbox with QoS 1 and deletes an event only on the broker's PUBACK.
+"""The device's MQTT link: publishes the outbox with QoS 1; the bridge's receipts delete what it has stored.
 
 One worker thread owns everything network: it connects (MQTT v5, a persistent session so the bridge's
 commands wait at the broker while the unit is away, a retained ``offline`` last will delayed by
 ``will_delay``), announces a retained ``online`` birth status, publishes pending outbox rows oldest first with at
-most ``inflight_max`` unacknowledged, and acks a row in the outbox only in ``on_publish`` for that
-message. A lost connection loses nothing: the rows are still in the outbox and go out again after the
-reconnect (the bridge drops duplicates by event id). Each connection uses a fresh paho client, so no
-stale in-flight message is resent from a previous connection. Reconnects back off exponentially with
+most ``inflight_max`` unacknowledged. With ``receipts`` (edge_app.link.receipts, how a unit runs) a row
+leaves the outbox only when the bridge's signed ``cmd/receipt`` says it is stored: a PUBACK moves the
+link on to the next rows, and everything unreceipted goes out again after each reconnect and whenever
+receipts stop moving on for ``receipt_timeout``. Without receipts (a link with no bridge behind it) a row
+is deleted on its PUBACK. A lost connection loses nothing: the rows are still in the outbox and go out
+again after the reconnect (the bridge drops duplicates by event id). Each connection uses a fresh paho
+client, so no stale in-flight message is resent from a previous connection. Reconnects back off exponentially with
 jitter between ``backoff_min`` and ``backoff_max``; every wait is bounded.
 
 Besides events, the link carries the unit's other traffic on the same connection: ``send()`` publishes a
@@ -31,6 +34,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_app.link.config import MqttLinkConfig
+from edge_app.link.receipts import Receipts
 from edge_app.protocol import device_topic
 from edge_app.protocol.transport import new_client, status_payload
 
@@ -45,7 +49,7 @@ EXTRA_MAX = 32  # stats and pair requests waiting for a connection, at most
 class PendingEvents(Protocol):
     """What the link needs of the outbox (edge_app.link.outbox.Outbox)."""
 
-    def pending(self, limit: int = 100) -> list[tuple[str, str, bytes]]: ...
+    def unreceipted(self, after_seq: int = 0, limit: int = 100) -> list[tuple[int, str, str, bytes]]: ...
 
     def ack(self, event_id: str) -> None: ...
 
@@ -64,9 +68,10 @@ class MqttLink:
 
     def __init__(self, config: MqttLinkConfig, device_id: str, outbox: PendingEvents,
                  clock: Callable[[], float] = time.monotonic,
-                 on_command: Callable[[str, bytes], None] | None = None) -> None:
+                 on_command: Callable[[str, bytes], None] | None = None, receipts: Receipts | None = None) -> None:
         self.config, self.device_id, self._outbox, self._clock = config, device_id, outbox, clock
         self.on_command = on_command  # (name, payload) for each message on cmd/<name>, on the link's thread
+        self.receipts = receipts  # cmd/receipt goes here (on the link's thread), never to on_command
         self.command_topic = device_topic(device_id, "cmd/+")
         self._extra: deque[tuple[str, bytes, int]] = deque(maxlen=EXTRA_MAX)  # stats and pair requests
         self.status_topic = device_topic(device_id, "status")  # also checks the device id
@@ -76,7 +81,7 @@ class MqttLink:
         self._connected = self._refused = self._dirty = self._subscribed = False
         self._sent = self._acked = 0
         self._inflight: dict[int, str] = {}  # paho message id -> event id, awaiting PUBACK
-        self._held: set[str] = set()  # refused or unpublishable: kept in the outbox, retried next connection
+        self._cursor = 0  # the highest sequence number handed to the broker on this connection (or this round)
         self._offline_mid: int | None = None
         self._offline_acked = False
 
@@ -96,7 +101,7 @@ class MqttLink:
 
     @property
     def acked(self) -> int:
-        """Events the broker acknowledged (PUBACK) and the outbox deleted."""
+        """Events the broker acknowledged (PUBACK; without receipts, also deleted from the outbox)."""
         return self._acked
 
     def start(self) -> None:
@@ -138,7 +143,6 @@ class MqttLink:
                 log.exception("MQTT link %s: unexpected error; reconnecting", self.device_id)
             self._connected = self._subscribed = False
             self._inflight.clear()
-            self._held.clear()
             longest = backoff_delay(attempt, self.config.backoff_min, self.config.backoff_max)
             attempt += 1
             self._stop.wait(random.uniform(max(self.config.backoff_min, longest / 2), longest))
@@ -177,6 +181,8 @@ class MqttLink:
                 return False
         next_poll = self._clock()
         while not self._stop.is_set():
+            if self.receipts is not None and self.receipts.resend_due():
+                self._cursor, self._dirty = 0, True  # the bridge is silent: everything unreceipted again
             if self._wake.is_set() or self._dirty or self._clock() >= next_poll:
                 self._wake.clear()
                 self._publish_pending(client)
@@ -193,28 +199,27 @@ class MqttLink:
         room = self.config.inflight_max - len(self._inflight)
         if room <= 0:
             return
-        skip = set(self._inflight.values()) | self._held
         try:
-            rows = self._outbox.pending(limit=room + len(skip))
+            rows = self._outbox.unreceipted(after_seq=self._cursor, limit=room)
         except Exception as exc:  # a busy or failing outbox: try again at the next poll
             log.warning("MQTT link %s: cannot read the outbox: %s", self.device_id, exc)
             return
-        for event_id, topic, payload in rows:
-            if room <= 0:
-                break
-            if event_id in skip:
+        in_flight = set(self._inflight.values())
+        for seq, event_id, topic, payload in rows:
+            if event_id in in_flight:  # a resend round caught up with a publish still waiting for its PUBACK
+                self._cursor = seq
                 continue
             try:
                 info = client.publish(topic, payload, qos=1)
-            except (ValueError, TypeError) as exc:  # a bad topic or payload: keep the row, skip it for now
+            except (ValueError, TypeError) as exc:  # a bad topic or payload: the row stays; retried next round
                 log.warning("MQTT link %s: event %s not publishable to %r: %s", self.device_id, event_id, topic, exc)
-                self._held.add(event_id)
+                self._cursor = seq
                 continue
             if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 return  # the connection is going; the rows wait for the next one
             self._inflight[info.mid] = event_id
+            self._cursor = seq
             self._sent += 1
-            room -= 1
 
     def _publish_extra(self, client: mqtt.Client) -> None:
         while self._extra and self._connected:
@@ -254,9 +259,11 @@ class MqttLink:
             return
         self._connected, self._dirty = True, True
         self._inflight.clear()
-        self._held.clear()
+        self._cursor = 0  # everything still in the outbox goes out again on this connection
+        if self.receipts is not None:
+            self.receipts.restart()
         client.publish(self.status_topic, status_payload("online", int(time.time() * 1000)), qos=1, retain=True)
-        if self.on_command is not None:
+        if self.on_command is not None or self.receipts is not None:
             client.subscribe(self.command_topic, qos=1)
         log.info("MQTT link %s: connected to %s:%d", self.device_id, self.config.host, self.config.port)
 
@@ -268,6 +275,12 @@ class MqttLink:
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         name = message.topic.rsplit("/", 1)[-1]
+        if name == "receipt" and self.receipts is not None:
+            try:
+                self.receipts.handle(bytes(message.payload))
+            except Exception:  # an outbox that cannot delete now: the next receipt covers these events too
+                log.exception("MQTT link %s: receipt not applied", self.device_id)
+            return
         if self.on_command is None:
             return
         try:
@@ -288,9 +301,11 @@ class MqttLink:
         if event_id is None:  # the birth status
             return
         self._dirty = True
-        if not _ok(reason):
+        if not _ok(reason):  # kept in the outbox: sent again on the next connection or resend round
             log.warning("MQTT link %s: broker refused event %s: %s", self.device_id, event_id, reason)
-            self._held.add(event_id)
+            return
+        if self.receipts is not None:  # the bridge's receipt, not the broker's PUBACK, deletes it
+            self._acked += 1
             return
         try:
             self._outbox.ack(event_id)

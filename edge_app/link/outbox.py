@@ -2,16 +2,19 @@
 
 SQLite in WAL mode with ``synchronous=FULL``: ``accept`` returns only after the event is on the SD card.
 The sequence number and the hash chain live in the same file and advance in the same transaction as the
-event, so a power cut can never leave a gap or a fork in the chain. Rows are deleted by ``ack`` only,
-which the MQTT link calls on the broker's PUBACK.
+event, so a power cut can never leave a gap or a fork in the chain. Rows are deleted by ``receipt``, when
+the bridge's signed receipt says it has stored every event up to a sequence number (end to end: a broker
+can acknowledge and still lose a message), or by ``ack`` for a link run without receipts (no bridge).
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from edge_app.protocol import chain_hash
@@ -37,6 +40,35 @@ INSERT OR IGNORE INTO chain (id, last_seq, last_hash) VALUES (1, 0, '');
 MakeEvent = Callable[[int, str], tuple[str, str, bytes]]
 
 
+@dataclass(frozen=True)
+class Refused:
+    """Events the outbox could not store: how many, the first and last time (s since 1970), and why."""
+
+    count: int
+    first: float
+    last: float
+    reason: str  # disk_full or store_error (edge_app.protocol.REFUSAL_REASONS)
+
+
+# Builds the event that reports ``Refused`` as event number ``seq`` (as MakeEvent does).
+MakeReport = Callable[[int, str, Refused], tuple[str, str, bytes]]
+
+
+class _Refusals:
+    current: Refused | None = None
+
+    def add(self, when: float, reason: str) -> Refused:
+        was = self.current
+        self.current = Refused(1, when, when, reason) if was is None else Refused(
+            was.count + 1, was.first, when, was.reason if was.reason == reason else "store_error")
+        return self.current
+
+
+def _refusal_reason(exc: sqlite3.DatabaseError) -> str:
+    full = getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(exc)
+    return "disk_full" if full else "store_error"
+
+
 class OutboxError(RuntimeError):
     """The outbox cannot take or keep events (full disk, corrupt or unwritable file); names the file."""
 
@@ -44,7 +76,8 @@ class OutboxError(RuntimeError):
 class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._refused = _Refusals()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
@@ -55,23 +88,54 @@ class Outbox:
             raise OutboxError(f"outbox {path}: cannot open: {exc}") from None
 
     def accept(self, make: MakeEvent, now: float | None = None) -> tuple[str, int, bytes]:
-        """Number, chain, sign and store one event atomically; returns (event_id, seq, payload)."""
+        """Number, chain, sign and store one event atomically; returns (event_id, seq, payload). When the file
+        cannot take it (a full disk), OutboxError: nothing stored is touched, and the refusal is counted for
+        :meth:`report_refused`."""
+        when = time.time() if now is None else now
         with self._lock:
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    last_seq, last_hash = self._db.execute("SELECT last_seq, last_hash FROM chain").fetchone()
-                    seq = last_seq + 1
-                    event_id, topic, payload = make(seq, last_hash)
-                    self._db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
-                                     (event_id, seq, topic, payload, time.time() if now is None else now))
-                    self._db.execute("UPDATE chain SET last_seq = ?, last_hash = ?", (seq, chain_hash(payload)))
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
+                return self._store(make, when)
             except sqlite3.DatabaseError as exc:
-                raise OutboxError(f"outbox {self.path}: event not stored: {exc}") from None
+                refused = self._refused.add(when, _refusal_reason(exc))
+                raise OutboxError(f"outbox {self.path}: {refused.reason.replace('_', ' ')}: event not stored "
+                                  f"({refused.count} refused since {time.ctime(refused.first)}): {exc}") from None
+
+    def refused(self) -> Refused | None:
+        """Events refused since the last report (counted in memory: the file could take nothing)."""
+        with self._lock:
+            return self._refused.current
+
+    def report_refused(self, make: MakeReport, now: float | None = None) -> tuple[str, int, bytes] | None:
+        """Store the event that reports the refusals (built by ``make(seq, prev_hash, refused)``), then forget
+        them; None when nothing was refused; OutboxError (not counted) while the file still takes nothing."""
+        with self._lock:
+            refused = self._refused.current
+            if refused is None:
+                return None
+            try:
+                accepted = self._store(lambda seq, prev: make(seq, prev, refused), time.time() if now is None else now)
+            except sqlite3.DatabaseError as exc:
+                raise OutboxError(f"outbox {self.path}: still cannot store ({exc}): {refused.count} refused "
+                                  "events not reported yet") from None
+            self._refused.current = None
+            return accepted
+
+    def _store(self, make: MakeEvent, when: float) -> tuple[str, int, bytes]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            last_seq, last_hash = self._db.execute("SELECT last_seq, last_hash FROM chain").fetchone()
+            seq = last_seq + 1
+            event_id, topic, payload = make(seq, last_hash)
+            self._db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (event_id, seq, topic, payload, when))
+            self._db.execute("UPDATE chain SET last_seq = ?, last_hash = ?", (seq, chain_hash(payload)))
+            self._db.execute("COMMIT")
+        except BaseException:
+            # SQLite ends the transaction itself on some errors (a full disk): a ROLLBACK then fails with "cannot
+            # rollback - no transaction is active" and would hide the real error
+            if self._db.in_transaction:
+                with contextlib.suppress(sqlite3.DatabaseError):  # the first error is the one to report
+                    self._db.execute("ROLLBACK")
+            raise
         return event_id, seq, payload
 
     def put_raw(self, event_id: str, topic: str, payload: bytes) -> None:
@@ -84,6 +148,21 @@ class Outbox:
             rows = self._db.execute("SELECT event_id, topic, payload FROM events ORDER BY seq LIMIT ?",
                                     (limit,)).fetchall()
         return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def unreceipted(self, after_seq: int = 0, limit: int = 100) -> list[tuple[int, str, str, bytes]]:
+        """(seq, event_id, topic, payload) above ``after_seq`` still waiting for the bridge's receipt, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, event_id, topic, payload FROM events WHERE seq > ? ORDER BY seq "
+                                    "LIMIT ?", (after_seq, limit)).fetchall()
+        return [(int(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
+
+    def receipt(self, upto_seq: int) -> int:
+        """The bridge has stored every event up to ``upto_seq``: forget them; how many rows went."""
+        with self._lock:
+            try:
+                return self._db.execute("DELETE FROM events WHERE seq <= ?", (upto_seq,)).rowcount
+            except sqlite3.DatabaseError as exc:
+                raise OutboxError(f"outbox {self.path}: receipted events not deleted: {exc}") from None
 
     def ack(self, event_id: str) -> None:
         """The broker has the event (PUBACK): forget it."""

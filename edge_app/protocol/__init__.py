@@ -10,12 +10,17 @@ An alert event is one compact JSON object of at most 300 bytes with short keys::
      "sig":"<Ed25519 signature>"}
 
 A ``speech_keyword`` start event names the keyword heard in ``w`` (at most 18 characters, never a
-transcript) and carries no box.
+transcript) and carries no box. An ``events_refused`` start event (``rf``) reports alerts the unit could not
+store, so never numbered: ``g`` is ``[count, first s, last s]`` (s since 1970) and ``r`` the reason
+(``disk_full``).
 
-``sig`` signs the canonical JSON (sorted keys, no spaces) of every other key. ``h`` is the first 16 bytes
-of the SHA-256 of the previous event's payload (empty for the first event of a device), so a
-missing, altered or re-ordered event breaks the chain; ``n`` counts each device's events from 1.
-Binary values are unpadded base64url. :func:`decode_event` rejects anything else with a reason.
+A payload is accepted only in its one canonical form (sorted keys, no spaces, ASCII with ``\\u`` escapes
+only for non-ASCII, nothing after the object; binary values in canonical unpadded base64url): its bytes are
+what the bridge stores and chains, so they must be exactly what was signed. ``sig`` signs those bytes with
+the ``,"sig":"..."`` member cut out, which is the canonical JSON of every other key. ``h`` is the first 16
+bytes of the SHA-256 of the previous event's payload (empty for the first event of a device), so a missing,
+altered or re-ordered event breaks the chain; ``n`` counts each device's events from 1.
+:func:`decode_event` rejects anything else with a reason.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,13}$")  # 3-14 characters: keeps e
 KIND_CODES = {
     "absent": "ab", "left_zone": "lz", "extra_person": "xp", "phone": "ph", "material": "mt",
     "gaze_away": "gz", "talking": "tk", "loud_audio": "la", "identity_mismatch": "im",
-    "camera_tamper": "ct", "speech_keyword": "kw", "device_offline": "do",
+    "camera_tamper": "ct", "speech_keyword": "kw", "device_offline": "do", "events_refused": "rf",
 }
 KINDS = {code: kind for kind, code in KIND_CODES.items()}
 PHASES = {"s": "start", "u": "update", "e": "end"}
@@ -48,7 +53,9 @@ SEVERITIES = ("info", "warning", "critical")
 BOX_SCALE = 999  # box corners as shares of the frame, 0..999
 BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 REQUIRED = {"v", "id", "d", "n", "t", "k", "p", "s", "c", "h", "sig"}
-OPTIONAL = {"b", "e", "a", "w"}
+OPTIONAL = {"b", "e", "a", "w", "g", "r"}
+REFUSAL_REASONS = ("disk_full", "store_error")  # why a unit's outbox refused alerts (an events_refused's "r")
+MAX_REFUSED = 9_999_999  # alerts one events_refused reports at most (keeps it within 300 bytes)
 MAX_KEYWORD = 18  # characters of a speech_keyword's "w": keeps the largest event within 300 bytes
 KEYWORD = re.compile(r"^[a-z][a-z' ]{0,17}$")
 
@@ -85,6 +92,8 @@ def unb64(text: str, size: int, field: str) -> bytes:
         raise ProtocolError("malformed", f"{field} is not base64url") from None
     if len(data) != size:
         raise ProtocolError("malformed", f"{field} must hold {size} bytes, not {len(data)}")
+    if b64(data) != text:  # the unused low bits of the last character set: another text for the same bytes
+        raise ProtocolError("not_canonical", f"{field} is not canonical base64url (unused bits set)")
     return data
 
 
@@ -99,6 +108,22 @@ def new_event_id(now_ms: int | None = None) -> str:
 
 def canonical(fields: dict[str, Any]) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def check_canonical(payload: bytes, fields: dict[str, Any], what: str) -> None:
+    """ProtocolError ``not_canonical`` unless ``payload`` is byte for byte the canonical JSON of ``fields``:
+    spacing, key order, escapes, duplicate keys or trailing bytes would let other bytes carry one signature."""
+    expected = canonical(fields)
+    if payload != expected:
+        at = next((i for i, (a, b) in enumerate(zip(payload, expected, strict=False)) if a != b),
+                  min(len(payload), len(expected)))
+        raise ProtocolError("not_canonical", f"{what}: not canonical JSON (sorted keys, no spaces, \\u escapes "
+                            f"only for non-ASCII, nothing after the object): differs at byte {at}")
+
+
+def signed_bytes(fields: dict[str, Any]) -> bytes:
+    """What ``sig`` signs: the canonical payload with its ``,"sig":"..."`` member cut out."""
+    return canonical({k: v for k, v in fields.items() if k != "sig"})
 
 
 def chain_hash(payload: bytes) -> str:
@@ -132,6 +157,8 @@ class Event:
     evidence: str | None = None  # evidence_digest(...) of the snapshot, on start events
     alert_id: str | None = None  # the start event's id, on update and end events
     keyword: str | None = None  # speech_keyword start events: the keyword heard
+    refused: tuple[int, int, int] | None = None  # events_refused: (alerts refused, first s, last s)
+    refused_reason: str | None = None  # events_refused: one of REFUSAL_REASONS
 
     def fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -147,13 +174,17 @@ class Event:
             out["a"] = self.alert_id
         if self.keyword is not None:
             out["w"] = self.keyword
+        if self.refused is not None:
+            out["g"] = list(self.refused)
+        if self.refused_reason is not None:
+            out["r"] = self.refused_reason
         return out
 
 
 def encode_event(event: Event, key: Ed25519PrivateKey) -> bytes:
     """Sign and serialise; ProtocolError when the event breaks the contract (checked as the bridge will)."""
     fields = event.fields()
-    fields["sig"] = b64(key.sign(canonical(fields)))
+    fields["sig"] = b64(key.sign(signed_bytes(fields)))
     payload = canonical(fields)
     _check(fields, payload)
     return payload
@@ -181,10 +212,10 @@ def decode_event(payload: bytes, public_key: Ed25519PublicKey | None) -> Event:
     """Parse and check one payload; ``public_key`` None checks everything but the signature."""
     fields = load_message(payload, MAX_EVENT_BYTES, "event")
     _check(fields, payload)
+    check_canonical(payload, fields, "event")
     if public_key is not None:
-        signed = canonical({k: v for k, v in fields.items() if k != "sig"})
         try:
-            public_key.verify(unb64(fields["sig"], 64, "sig"), signed)
+            public_key.verify(unb64(fields["sig"], 64, "sig"), signed_bytes(fields))
         except InvalidSignature:
             raise ProtocolError("bad_signature", f"event {fields['id']} is not signed by {fields['d']}") from None
     box = fields.get("b")
@@ -194,6 +225,7 @@ def decode_event(payload: bytes, public_key: Ed25519PublicKey | None) -> Event:
         confidence=fields["c"] / 100, prev_hash=fields["h"],
         box=tuple(v / BOX_SCALE for v in box) if box is not None else None,
         evidence=fields.get("e"), alert_id=fields.get("a"), keyword=fields.get("w"),
+        refused=tuple(fields["g"]) if "g" in fields else None, refused_reason=fields.get("r"),
     )
 
 
@@ -236,10 +268,28 @@ def _check(fields: dict[str, Any], payload: bytes) -> None:
                           or not isinstance(fields["w"], str) or not KEYWORD.fullmatch(fields["w"])):
         raise ProtocolError("malformed", f"w must be a keyword of a-z, ' and spaces (at most {MAX_KEYWORD}), "
                             "on a speech_keyword start event without a box")
+    _check_refused(fields)
     box = fields.get("b")
     if box is not None and (not isinstance(box, list) or len(box) != 4 or not all(
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= BOX_SCALE for v in box)):
         raise ProtocolError("malformed", f"b must be four integers 0..{BOX_SCALE}, not {box!r}")
+
+
+def _check_refused(fields: dict[str, Any]) -> None:
+    refused = fields["k"] == KIND_CODES["events_refused"]
+    if refused != ("g" in fields) or refused != ("r" in fields) or (refused and (
+            fields["p"] != "s" or fields.keys() & {"b", "e", "w"})):
+        raise ProtocolError("malformed", "g and r belong to an events_refused start event (without b, e or w), "
+                            "and it has both")
+    if not refused:
+        return
+    if fields["r"] not in REFUSAL_REASONS:
+        raise ProtocolError("malformed", f"r must be one of {', '.join(REFUSAL_REASONS)}, not {fields['r']!r}")
+    span = fields["g"]
+    if not (isinstance(span, list) and len(span) == 3 and all(type(v) is int for v in span)
+            and 1 <= span[0] <= MAX_REFUSED and 0 <= span[1] <= span[2] <= 9_999_999_999):
+        raise ProtocolError("malformed", f"g must be [count 1..{MAX_REFUSED}, first s, last s >= first], "
+                            f"not {span!r}")
 
 
 class ChainVerifier:

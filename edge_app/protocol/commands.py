@@ -4,6 +4,8 @@
   screen (or that staff typed), signed by the device key like an event.
 - Bridge -> device ``invigil/v1/dev/<device>/cmd/<name>`` (:data:`COMMANDS`), signed by the bridge key.
   ``session_start`` is published retained, so a unit that reconnects (or restarts) learns its session.
+  ``receipt`` says the highest ``n`` up to which the bridge has stored every one of the unit's events: the
+  unit deletes an event from its outbox only then (a broker's PUBACK is not enough).
 - Device -> bridge ``invigil/v1/dev/<device>/stats``: the unsigned heartbeat (fps, inference ms, outbox
   depth, temperature, free disk).
 
@@ -20,7 +22,18 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edge_app.protocol import DEVICE_ID, VERSION, ProtocolError, b64, canonical, load_message, new_event_id, unb64
+from edge_app.protocol import (
+    DEVICE_ID,
+    VERSION,
+    ProtocolError,
+    b64,
+    canonical,
+    check_canonical,
+    load_message,
+    new_event_id,
+    signed_bytes,
+    unb64,
+)
 
 PAIR_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: easy to read out and type
 PAIR_CODE_LENGTH = 8
@@ -58,13 +71,17 @@ def _b64(value: Any) -> bool:
 
 
 _SESSION = {"session": _text(NAME), "exam": _text(NAME), "candidate": _text(NAME)}
+# c: the bridge's command number, increasing with every session command it sends; a unit ignores a command
+# numbered below one it has applied for the same session (a late or replayed copy).
+_NUMBERED = {"c": _number(1, 2**53, integer=True)}
 # name -> (required fields, optional fields); every message also has v, id, t and sig.
 COMMANDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "pair": ({"ok": _boolean}, {**_SESSION, "reason": _text(max_len=200)}),
-    "session_start": (dict(_SESSION), {"photo": _b64, "rules": _object}),
-    "session_stop": ({"session": _text(NAME)}, {}),
-    "thresholds": ({"session": _text(NAME), "rules": _object}, {}),
-    "template": ({"session": _text(NAME), "photo": _b64}, {}),
+    "session_start": (dict(_SESSION), {"photo": _b64, "rules": _object, **_NUMBERED}),
+    "session_stop": ({"session": _text(NAME)}, dict(_NUMBERED)),
+    "thresholds": ({"session": _text(NAME), "rules": _object}, dict(_NUMBERED)),
+    "template": ({"session": _text(NAME), "photo": _b64}, dict(_NUMBERED)),
+    "receipt": ({"n": _number(0, 999_999_999, integer=True)}, {}),
 }
 PAIR_REQUEST = ({"d": _text(DEVICE_ID), "code": _text(re.compile(f"^[{PAIR_CODE_ALPHABET}]{{8}}$"))},
                 {"via": _text(re.compile(r"^(qr|typed)$"))})
@@ -132,7 +149,7 @@ def seal(name: str, fields: dict[str, Any], key: Ed25519PrivateKey, now_ms: int,
     body = {**fields, "v": VERSION, "id": new_event_id(now_ms), "t": now_ms, "k": name}
     if to is not None:
         body["to"] = to
-    body["sig"] = b64(key.sign(canonical(body)))
+    body["sig"] = b64(key.sign(signed_bytes(body)))
     payload = canonical(body)
     _check_fields(body, schema, name)
     if len(payload) > max_bytes:
@@ -153,9 +170,10 @@ def open_signed(name: str, payload: bytes, key: Ed25519PublicKey | None, to: str
     if not isinstance(fields.get("sig"), str):
         raise ProtocolError("malformed", f"{name}: sig must be a string")
     signature = unb64(fields["sig"], 64, "sig")
+    check_canonical(payload, fields, name)
     if key is not None:
         try:
-            key.verify(signature, canonical({k: v for k, v in fields.items() if k != "sig"}))
+            key.verify(signature, signed_bytes(fields))
         except InvalidSignature:
             raise ProtocolError("bad_signature", f"{name} {fields['id']} has a bad signature") from None
     return fields

@@ -71,7 +71,7 @@ def build(store: Store, publish: Published | None = None) -> Bridge:
     sessions = Sessions(store, clock=clock)
     feed = ProctorFeed(store, published, clock)
     dispatcher = Dispatcher(Ingestor(store, clock), sessions, feed, Health(store, feed, 30.0, clock),
-                            DeviceCommands(published, BRIDGE_KEY, clock), CONFIG_RULES)
+                            DeviceCommands(feed.outbox, BRIDGE_KEY, clock), CONFIG_RULES)
     return Bridge(store, clock, published, sessions, feed, dispatcher)
 
 
@@ -241,23 +241,35 @@ def test_other_topics_are_dead_letters(bridge: Bridge, topic: str) -> None:
     assert bridge.dead_letters() == [(topic, "bad_topic")]
 
 
-def test_a_failing_publish_is_a_dead_letter_and_the_next_message_goes_through(store: Store) -> None:
-    class Broken(Published):
+def test_a_failing_publish_loses_no_command_the_outbox_sends_it_later(store: Store) -> None:
+    class Flaky(Published):
+        broken = True
+
         def __call__(self, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-            raise OSError("not connected")
+            if self.broken:
+                raise OSError("not connected")
+            super().__call__(topic, payload, qos, retain)
 
     register(store, "unit-1")
-    bridge = build(store, Broken())
+    flaky = Flaky()
+    bridge = build(store, flaky)
     view = waiting(bridge)
-    assert bridge.handle("unit-1", "pair", pair_request(view.pairing_code or "")) == "dead_letter:internal"
+    assert bridge.handle("unit-1", "pair", pair_request(view.pairing_code or "")) == "paired"
     assert bridge.handle("unit-1", "event", event_payloads(1)[0]) == "stored"
+    assert flaky.messages == [] and bridge.feed.outbox.pending() == 3  # pair, session_start, the proctor alert
+    flaky.broken = False
+    bridge.clock.advance(bridge.feed.outbox.stale_after)
+    bridge.feed.outbox.poll()  # the relay: unsent rows nobody publishes go out, oldest first
+    assert [t.rsplit("/", 1)[1] for t, *_ in flaky.messages] == ["pair", "session_start", "alerts"]
+    bridge.feed.outbox.poll()
+    assert bridge.feed.outbox.pending() == 0
 
 
 def test_session_stop_clears_the_retained_start_and_sends_stop(bridge: Bridge) -> None:
     view = waiting(bridge)
     bridge.handle("unit-1", "pair", pair_request(view.pairing_code or ""))
     bridge.published.messages.clear()
-    commands = DeviceCommands(bridge.published, BRIDGE_KEY, bridge.clock)
+    commands = DeviceCommands(bridge.feed.outbox, BRIDGE_KEY, bridge.clock)
     commands.session_stop("unit-1", view.session_id)
     cleared, stop = bridge.published.messages
     assert cleared == (device_topic("unit-1", "cmd/session_start"), b"", 1, True)
@@ -266,7 +278,7 @@ def test_session_stop_clears_the_retained_start_and_sends_stop(bridge: Bridge) -
 
 
 def test_commands_are_signed_with_the_bridge_key_only(bridge: Bridge) -> None:
-    DeviceCommands(bridge.published, BRIDGE_KEY, bridge.clock).send("unit-1", "session_stop", {"session": "s1"})
+    DeviceCommands(bridge.feed.outbox, BRIDGE_KEY, bridge.clock).send("unit-1", "session_stop", {"session": "s1"})
     (_topic, payload, _qos, _retain), = bridge.published.messages
     assert json.loads(payload)["t"] == int(T0 * 1000)
     with pytest.raises(ProtocolError) as caught:

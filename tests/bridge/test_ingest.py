@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
 
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import DeadLetter, Device, EventRow
+from cloud_bridge.store.models import DeadLetter, Device, EventRow, Gap
+from edge_app.link.events import EventWriter
+from edge_app.link.outbox import Outbox, OutboxError
 from edge_app.protocol import Event, chain_hash, encode_event, new_event_id
 from edge_app.protocol.keys import public_pem
+from tests.protocol.alterations import ALTERATIONS
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 INTRUDER = Ed25519PrivateKey.from_private_bytes(bytes(range(2, 34)))
@@ -62,6 +68,10 @@ def test_a_lost_event_is_flagged_as_a_gap_once_the_hole_has_lasted(store: Store)
     with store.session() as session:
         flags = {seq: flag for seq, flag in session.execute(select(EventRow.seq, EventRow.flag))}
     assert flags == {1: None, 3: "gap", 4: None, 5: None}
+    with store.session() as session:
+        gap = session.scalars(select(Gap)).one()
+    assert (gap.reason, gap.count, gap.first_seq, gap.last_seq, gap.event_id) == (
+        "missing", 1, 2, 2, json.loads(payloads[2])["id"])
 
 
 @pytest.mark.parametrize("order", [(2, 1, 3, 4), (4, 3, 2, 1), (1, 3, 2, 4), (3, 1, 4, 2)])
@@ -124,3 +134,72 @@ def test_a_device_cannot_publish_as_another(store: Store) -> None:
     outcome = ingest.handle("invigil/v1/dev/unit-2/event", events(1, device="unit-2", key=KEY)[0])
     assert (outcome.status, outcome.reason) == ("dead_letter", "bad_signature")
     assert ingest.handle("invigil/v1/dev/unit-2/event", events(1, device="unit-2", key=other)[0]).status == "stored"
+
+
+@pytest.mark.parametrize("name", sorted(ALTERATIONS))
+def test_an_event_altered_on_the_way_is_dead_lettered_not_stored(store: Store, name: str) -> None:
+    ingest = ingestor(store)
+    alter, reason = ALTERATIONS[name]
+    payloads = events(2)
+    assert ingest.handle(TOPIC, payloads[0]).status == "stored"
+    outcome = ingest.handle(TOPIC, alter(payloads[1]))
+    assert (outcome.status, outcome.reason) == ("dead_letter", reason)
+    assert count(store, EventRow) == 1
+    assert ingest.handle(TOPIC, payloads[1]).reason is None  # the event as signed still fits the chain
+    with store.session() as session:
+        assert [row.reason for row in session.scalars(select(DeadLetter))] == [reason]
+
+
+def test_a_reused_event_id_with_other_content_is_dead_lettered_and_a_redelivery_stored_once(store: Store) -> None:
+    ingest = ingestor(store)
+    first = events(1)[0]
+    event_id = json.loads(first)["id"]
+    other = encode_event(Event(event_id=event_id, device_id="unit-1", seq=2, time_ms=5, kind="material",
+                               phase="start", severity="info", confidence=0.4, prev_hash=chain_hash(first)), KEY)
+    assert ingest.handle(TOPIC, first).status == "stored"
+    assert [ingest.handle(TOPIC, first).status for _ in range(3)] == ["duplicate"] * 3  # byte-identical: idempotent
+    outcome = ingest.handle(TOPIC, other)
+    assert (outcome.status, outcome.reason) == ("dead_letter", "reused_id")
+    with store.session() as session:
+        assert [bytes(p) for p in session.scalars(select(EventRow.payload))] == [first]
+        letter = session.scalars(select(DeadLetter)).one()
+    assert letter.reason == "reused_id" and event_id in letter.detail and bytes(letter.payload) == other
+
+
+def test_an_event_id_of_another_unit_is_not_taken_as_a_redelivery(store: Store) -> None:
+    ingest = ingestor(store)
+    other_key = Ed25519PrivateKey.from_private_bytes(bytes(range(9, 41)))
+    ingest.register("unit-2", public_pem(other_key))
+    mine = events(1)[0]
+    theirs = encode_event(Event(event_id=json.loads(mine)["id"], device_id="unit-2", seq=1, time_ms=5, kind="phone",
+                                phase="start", severity="critical", confidence=0.9, prev_hash=""), other_key)
+    assert ingest.handle(TOPIC, mine).status == "stored"
+    outcome = ingest.handle("invigil/v1/dev/unit-2/event", theirs)
+    assert (outcome.status, outcome.reason) == ("dead_letter", "reused_id")
+
+
+def test_alerts_a_unit_refused_on_a_full_disk_become_a_gap_with_its_reason(store: Store, tmp_path: Path) -> None:
+    ingest = ingestor(store)
+    outbox = Outbox(tmp_path / "outbox.db")
+    writer = EventWriter("unit-1", KEY, outbox, (640, 480))
+    alert = {"type": "alert", "kind": "phone", "phase": "start", "severity": "critical", "confidence": 0.9}
+    writer.write({**alert, "id": "first"}, now_ms=1_000_000)
+    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]  # the unit's disk is full from here on
+    outbox._db.execute(f"PRAGMA max_page_count = {pages}")
+    refused = 0
+    for n in range(200):
+        try:
+            writer.write({**alert, "id": f"a{n}"}, now_ms=2_000_000 + n * 1000)
+        except OutboxError:
+            refused += 1
+    outbox._db.execute("PRAGMA max_page_count = 1000000")  # space is back
+    writer.write({**alert, "id": "after"}, now_ms=3_000_000)
+    outcomes = [ingest.handle(TOPIC, payload) for _, _, payload in outbox.pending(limit=1000)]
+    assert [o.status for o in outcomes] == ["stored"] * len(outcomes)
+    assert outcomes[-2].event is not None and outcomes[-2].event.kind == "events_refused"
+    assert [o.reason for o in outcomes] == [None] * (len(outcomes) - 2) + ["disk_full", None]
+    assert ingest.flag_gaps(gap_after=0) == []  # nothing lost on the way: the sequence has no hole
+    with store.session() as session:
+        gap = session.scalars(select(Gap)).one()
+    assert (gap.device_id, gap.reason, gap.count, gap.first_seq) == ("unit-1", "disk_full", refused, None)
+    assert refused > 100 and gap.last_at == 2_199 and gap.first_at == 2_200 - refused

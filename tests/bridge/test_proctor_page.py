@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 from waitress.server import create_server
 
+from cloud_bridge.config import HttpConfig
 from cloud_bridge.services import Services
 from cloud_bridge.store import Store
 from cloud_bridge.web import create_app, stop_server
@@ -39,6 +41,7 @@ from tests.need import needs
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 pytestmark = needs(CHROMIUM.is_file() and CHROMEDRIVER.is_file(), "apt-get install -y chromium chromium-driver")
 EXAM, CANDIDATE, DEVICE = "exam-7", "cand-42", "unit-7"
+THREADS = 8  # the server's, and the app's (half of them may wait for news)
 WAIT = 20.0  # upper bound of every browser wait (a slow machine), never a speed requirement
 
 
@@ -54,9 +57,9 @@ def jpeg(width: int, height: int, label: str) -> bytes:
 class Served:
     """The app under waitress on 127.0.0.1, ``run()`` in a thread; ``stop()`` checks that run() returned."""
 
-    def __init__(self, app: Flask, port: int = 0) -> None:
+    def __init__(self, app: Flask, port: int = 0, threads: int = THREADS) -> None:
         self.app = app
-        self.server: Any = create_server(app, host="127.0.0.1", port=port, threads=8)
+        self.server: Any = create_server(app, host="127.0.0.1", port=port, threads=threads)
         self.port = int(self.server.effective_port)
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
@@ -115,7 +118,8 @@ def services(tmp_path: Path) -> Iterator[Services]:
 
 @pytest.fixture
 def app(services: Services) -> Flask:
-    return create_app(services, {"PROCTOR_SNAPSHOT_RETRY_MS": 300})
+    http = HttpConfig(threads=THREADS)  # type: ignore[call-arg]
+    return create_app(services, {"PROCTOR_SNAPSHOT_RETRY_MS": 300}, http)
 
 
 @pytest.fixture
@@ -183,11 +187,12 @@ def status_of(url: str, headers: dict[str, str] | None = None) -> int:
 
 def open_page(driver: WebDriver, services: Services, base: str) -> str:
     """Create the proctor token, follow the staff link; returns the session id shown."""
-    token = services.tokens.create("proctor", "page test")
+    token = services.tokens.create("proctor", "page test", [EXAM])
     driver.get(f"{base}/proctor/{EXAM}?token={token}")
     wait(driver, lambda d: d.current_url == f"{base}/proctor/{EXAM}", "the redirect to the clean URL")
     cookie = driver.get_cookie("invigil_token")
     assert cookie is not None and cookie["value"] == token and cookie["httpOnly"]
+    assert (cookie["path"], cookie["sameSite"], cookie["secure"]) == (f"/proctor/{EXAM}", "Strict", False)
     wait(driver, lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "live", "live stream")
     driver.execute_script("window.invigilNoReload = 'same page';")
     return token
@@ -302,6 +307,37 @@ def test_the_page_reconnects_and_resumes_after_the_server_restarts(services: Ser
         second.stop()
 
 
+def test_more_open_pages_than_server_threads_all_stay_live(services: Services, browser: WebDriver,
+                                                           unit: Unit) -> None:
+    """Five pages on a server of four threads (two may wait for news): every page shows a new alert, and the
+    API answers all the while."""
+    session = services.sessions.create(EXAM, CANDIDATE, jpeg(200, 240, "enrolled"))
+    assert session.pairing_code is not None
+    services.sessions.pair(DEVICE, session.pairing_code)
+    http = HttpConfig(threads=4)  # type: ignore[call-arg]
+    app = create_app(services, {"PROCTOR_SNAPSHOT_RETRY_MS": 300}, http)
+    serving = Served(app, threads=http.threads)
+    try:
+        token = open_page(browser, services, serving.url)
+        for _ in range(4):
+            browser.switch_to.new_window("tab")
+            browser.get(f"{serving.url}/proctor/{EXAM}")  # the cookie of the first: no token in the address
+            wait(browser, lambda d: d.find_element(By.ID, "connection").get_attribute("data-state") == "live",
+                 "another page live")
+        tabs = browser.window_handles
+        assert len(tabs) == 5
+        began = time.monotonic()
+        assert status_of(f"{serving.url}/api/v1/exams/{EXAM}/alerts", {"Authorization": f"Bearer {token}"}) == 200
+        assert time.monotonic() - began < 2.0
+        phone = unit.alert("p1", "start", "phone")
+        for tab in tabs:
+            browser.switch_to.window(tab)
+            wait(browser, lambda d: [r.get_attribute("data-alert") for r in alert_rows(d)] == [phone],
+                 "the alert on every page")
+    finally:
+        serving.stop()
+
+
 def test_without_a_token_the_page_and_its_data_are_refused(services: Services, served: Served) -> None:
     base = served.url
     assert status_of(f"{base}/proctor/{EXAM}") == 401
@@ -311,7 +347,7 @@ def test_without_a_token_the_page_and_its_data_are_refused(services: Services, s
     assert status_of(f"{base}/api/v1/exams/{EXAM}/stream") == 401
     assert status_of(f"{base}/api/v1/exams/{EXAM}/alerts") == 401
     assert status_of(f"{base}/api/v1/evidence/AAAAAAAAAAAAAAAAAAAAAA") == 401
-    proctor = services.tokens.create("proctor", "desk")
+    proctor = services.tokens.create("proctor", "desk", [EXAM])
     assert status_of(f"{base}/api/v1/exams/{EXAM}/alerts", {"Authorization": f"Bearer {proctor}"}) == 200
     assert status_of(f"{base}/static/proctor.js") == 200
 
@@ -319,7 +355,7 @@ def test_without_a_token_the_page_and_its_data_are_refused(services: Services, s
 def test_stop_server_ends_run_with_an_event_stream_open(services: Services, app: Flask) -> None:
     """``server.close()`` leaves run() serving open connections; stop_server ends it and the stream's thread."""
     serving = Served(app)
-    token = services.tokens.create("proctor", "stream")
+    token = services.tokens.create("proctor", "stream", [EXAM])
     connection = http.client.HTTPConnection("127.0.0.1", serving.port, timeout=10)
     try:
         connection.request("GET", f"/api/v1/exams/{EXAM}/stream", headers={"Authorization": f"Bearer {token}"})

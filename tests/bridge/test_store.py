@@ -3,6 +3,10 @@ and both directions run."""
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -65,3 +69,22 @@ def test_a_new_store_takes_events_after_a_downgrade_and_upgrade(store: Store) ->
     migrate(store.url)
     register(store, "unit-1")
     assert Ingestor(store).handle("invigil/v1/dev/unit-1/event", event_payloads(1)[0]).status == "stored"
+
+
+def test_a_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # the usual umask: files 0644 unless created otherwise
+    try:
+        path = tmp_path / "bridge.db"
+        store = Store(f"sqlite:///{path}")
+        register(store, "unit-1")  # a write: the -wal and -shm files exist now
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {
+            "bridge.db": 0o600, "bridge.db-wal": 0o600, "bridge.db-shm": 0o600}
+        store.close()
+        path.chmod(0o644)  # made by an older bridge
+        again = Store(f"sqlite:///{path}")
+        register(again, "unit-2")
+        assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()} == {
+            "bridge.db": 0o600, "bridge.db-wal": 0o600, "bridge.db-shm": 0o600}
+        again.close()
+    finally:
+        os.umask(old)

@@ -13,7 +13,7 @@ from cloud_bridge.tokens import Tokens
 def test_a_token_has_its_role_and_only_its_hash_is_kept(store: Store) -> None:
     tokens = Tokens(store)
     assert not tokens.any()
-    client, proctor = tokens.create("client", "exam pc 1"), tokens.create("proctor", "alice")
+    client, proctor = tokens.create("client", "exam pc 1"), tokens.create("proctor", "alice", ["exam-1"])
     assert client != proctor and len(client) >= 40
     assert (tokens.role(client), tokens.role(proctor)) == ("client", "proctor")
     assert tokens.any()
@@ -33,7 +33,7 @@ def test_anything_else_has_no_role(store: Store, presented: str) -> None:
 
 def test_allows_checks_the_role(store: Store) -> None:
     tokens = Tokens(store)
-    proctor = tokens.create("proctor", "alice")
+    proctor = tokens.create("proctor", "alice", ["exam-1"])
     assert tokens.allows(proctor, ["proctor"]) and tokens.allows(proctor, ("client", "proctor"))
     assert not tokens.allows(proctor, ["client"]) and not tokens.allows("nope", ["client", "proctor"])
 
@@ -58,3 +58,25 @@ def test_long_labels_are_cut(store: Store) -> None:
     tokens = Tokens(store)
     tokens.create("client", "L" * 100)
     assert tokens.revoke("L" * 64) == 1
+
+
+def test_a_proctor_token_sees_the_exams_it_names_only(store: Store) -> None:
+    tokens = Tokens(store)
+    grant = tokens.grant(tokens.create("proctor", "alice", ["exam-2", "exam-1", "exam-2"]))
+    assert grant is not None and grant.exams == {"exam-1", "exam-2"}
+    assert grant.sees("exam-1") and not grant.sees("exam-3")
+    client = tokens.grant(tokens.create("client", "pc"))
+    assert client is not None and client.exams == frozenset() and client.sees("exam-3")  # it creates sessions
+    assert tokens.grant("nope") is None
+
+
+@pytest.mark.parametrize(("role", "exams", "problem"), [
+    ("proctor", [], "must name the exams"),
+    ("proctor", ["exam 1"], "not exam ids"),
+    ("proctor", ["x" * 65], "not exam ids"),
+    ("client", ["exam-1"], "names no exams"),
+])
+def test_exam_scopes_are_checked(store: Store, role: str, exams: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Tokens(store).create(role, "x", exams)
+    assert not Tokens(store).any()

@@ -58,8 +58,8 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def auth(services: Services) -> dict[str, dict[str, str]]:
-    return {role: {"Authorization": f"Bearer {services.tokens.create(role, f'{role} test')}"}
-            for role in ("client", "proctor")}
+    return {role: {"Authorization": f"Bearer {services.tokens.create(role, f'{role} test', exams)}"}
+            for role, exams in (("client", []), ("proctor", ["exam-1"]))}
 
 
 def create(client: FlaskClient, auth: dict[str, dict[str, str]], **fields: Any) -> Any:
@@ -159,9 +159,12 @@ def test_a_client_token_cannot_use_proctor_endpoints(client: FlaskClient, auth: 
 def test_get_session_for_client_and_proctor_and_404_for_unknown(client: FlaskClient,
                                                                 auth: dict[str, dict[str, str]]) -> None:
     created = create(client, auth).get_json()
-    for role in ("client", "proctor"):
-        response = client.get(f"/api/v1/sessions/{created['session_id']}", headers=auth[role])
-        assert response.status_code == 200 and response.get_json() == created
+    response = client.get(f"/api/v1/sessions/{created['session_id']}", headers=auth["client"])
+    assert response.status_code == 200 and response.get_json() == created
+    shown = client.get(f"/api/v1/sessions/{created['session_id']}", headers=auth["proctor"])
+    assert shown.status_code == 200  # the proctor of exam-1 sees its candidate, never the pairing code
+    assert shown.get_json() == {**created, "pairing_code": None, "qr_payload": None, "qr_png": None}
+    assert created["pairing_code"] not in shown.get_data(as_text=True)
     missing = client.get("/api/v1/sessions/0123456789abcdef0123456789abcdef", headers=auth["client"])
     assert missing.status_code == 404 and missing.get_json()["error"] == "not_found"
 
@@ -190,16 +193,26 @@ def test_ending_a_session_is_idempotent(client: FlaskClient, auth: dict[str, dic
 
 
 def stored_event(services: Services, device: str, key: Ed25519PrivateKey, snapshot: bytes) -> None:
-    """A real signed start event of ``device`` carrying the snapshot's digest, stored by the ingestor."""
+    """A real signed start event of ``device`` carrying the snapshot's digest, stored by the dispatcher (a
+    proctor alert too if the device is paired)."""
     event = Event(event_id=new_event_id(), device_id=device, seq=1, time_ms=1_700_000_000_000, kind="phone",
                   phase="start", severity="critical", confidence=0.9, prev_hash="",
                   evidence=evidence_digest(hashlib.sha256(snapshot).hexdigest()))
-    assert services.ingestor.handle(device_topic(device, "event"), encode_event(event, key)).status == "stored"
+    assert services.dispatcher.handle(device_topic(device, "event"), encode_event(event, key)) == "stored"
+
+
+def paired(services: Services, client: FlaskClient, auth: dict[str, dict[str, str]], device: str,
+           exam: str = "exam-1") -> Ed25519PrivateKey:
+    """A registered unit paired with a new session of ``exam``; its key."""
+    key = Ed25519PrivateKey.generate()
+    services.ingestor.register(device, public_pem(key))
+    code = create(client, auth, exam_id=exam).get_json()["pairing_code"]
+    services.sessions.pair(device, code)
+    return key
 
 
 def test_evidence_upload_rules(services: Services, client: FlaskClient, auth: dict[str, dict[str, str]]) -> None:
-    key, other = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
-    services.ingestor.register("unit-1", public_pem(key))
+    key, other = paired(services, client, auth, "unit-1"), Ed25519PrivateKey.generate()
     services.ingestor.register("unit-2", public_pem(other))
     snapshot = jpeg(320, 240, seed=1)
     stored_event(services, "unit-1", key, snapshot)

@@ -1,4 +1,4 @@
-"""The whole system as deployed (tools/demo/stack.py): a real Mosquitto with generated passwords and ACL,
+"""The whole system as deployed (tools/demo/stack.py): a real Mosquitto with generated accounts and rights,
 the bridge and the camera unit as child processes, a scenario as the camera, pairing by the QR code on the
 PC screen. What the proctor receives on the alerts topic is checked against what the unit raised."""
 
@@ -113,7 +113,8 @@ def test_scenario_alerts_reach_the_proctor_through_a_broker_restart(stack: Stack
 
 
 def _client(stack: Stack, user: str, password: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-probe", protocol=MQTTProtocolVersion.MQTTv5)
+    # the broker binds a unit's account to one client id, its device id
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=user, protocol=MQTTProtocolVersion.MQTTv5)
     client.username_pw_set(user, password)
     client.connect("127.0.0.1", stack.broker_port)
     client.loop_start()
@@ -131,7 +132,7 @@ def test_bad_payloads_land_in_dead_letters_and_a_unit_cannot_speak_for_another(s
     forged = outbox.pending()[0][2]
     for payload in (b"not json", b"{" + b" " * 400 + b"}", forged):
         unit.publish(topic, payload, qos=1).wait_for_publish(5)
-    # another unit's topic: the ACL refuses it at the broker
+    # another unit's topic: the broker's rights refuse it
     unit.publish(device_topic("other-unit", "event"), forged, qos=1).wait_for_publish(5)
     db_path = stack.root / "bridge.db"
 

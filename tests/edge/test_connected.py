@@ -59,7 +59,8 @@ class FakeClock:
 
 
 class BridgeSide:
-    """A paho client in the bridge's place: publishes signed commands, sees everything the unit publishes."""
+    """A paho client in the bridge's place: publishes signed commands, sees everything the unit publishes, and
+    receipts each event as the bridge does once it is stored (events arrive in order here)."""
 
     def __init__(self, port: int, key: Ed25519PrivateKey) -> None:
         self.key, self._lock = key, threading.Lock()
@@ -77,6 +78,10 @@ class BridgeSide:
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
         with self._lock:
             self.messages.append((message.topic, bytes(message.payload), bool(message.retain)))
+        seq = json.loads(message.payload).get("n") if message.topic == device_topic(DEVICE, "event") else None
+        if isinstance(seq, int):  # a real event (a test may put other bytes in the outbox)
+            receipt = seal("receipt", {"n": seq}, self.key, int(time.time() * 1000), to=DEVICE)
+            self.client.publish(device_topic(DEVICE, "cmd/receipt"), receipt, qos=1)
 
     def command(self, name: str, fields: dict[str, Any], retain: bool = False,
                 key: Ed25519PrivateKey | None = None) -> None:
@@ -293,6 +298,31 @@ def test_a_new_session_does_not_inherit_the_previous_candidate(
     assert unit.states() == ["session_started", "session_stopped", "session_started"]
     assert unit.messages[-2]["session"] == "s-1" and unit.messages[-1]["session"] == "s-2"
     assert unit.runner.analyzer.template is None and unit.runner.config.rules == unit.config.rules
+
+
+def test_a_late_or_left_over_command_cannot_resurrect_an_ended_session(
+        make_unit: Callable[..., Unit], bridge: BridgeSide) -> None:
+    unit = make_unit()
+    unit.start()
+    bridge.command("session_start", {**SESSION, "c": 5}, retain=True)
+    unit.apply()
+    bridge.command("thresholds", {"session": "s-1", "rules": {"preset": "strict"}, "c": 7})
+    bridge.command("thresholds", {"session": "s-1", "rules": {"preset": "relaxed"}, "c": 6})  # late: older
+    unit.apply(2)
+    assert unit.runner.config.rules.preset == "strict"
+    bridge.command("session_stop", {"session": "s-1", "c": 8})  # the clear of the retained start is lost
+    unit.apply()
+    assert unit.states() == ["session_started", "session_stopped"] and unit.device.session is None
+    unit.device.stop()
+
+    again = make_unit()  # a restart: the left-over retained start of s-1 arrives on the new connection
+    again.start()
+    wait_for(lambda: again.device.commands.qsize() >= 1, what="the retained start at the restarted unit")
+    again.frame()
+    assert again.device.session is None and "session_started" not in again.states()
+    bridge.command("session_start", {"session": "s-2", "exam": "exam-1", "candidate": "cand-2", "c": 9})
+    again.apply()  # a new session is taken
+    assert again.device.session is not None and again.device.session["session"] == "s-2"
 
 
 def test_typed_and_qr_codes_become_signed_pair_requests_sent_once_per_pair_resend(

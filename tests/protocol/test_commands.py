@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +25,7 @@ from edge_app.protocol.commands import (
     seal,
 )
 
+GOLDEN = Path(__file__).parent / "golden"
 # Fixed test keys (not secrets: they sign nothing but these tests).
 BRIDGE = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 DEVICE = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -40,6 +42,10 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("session_stop", {"session": "5f0c2a9e"}),
     ("thresholds", {"session": "5f0c2a9e", "rules": {}}),
     ("template", {"session": "5f0c2a9e", "photo": PHOTO}),
+    ("session_stop", {"session": "5f0c2a9e", "c": 2**53}),  # numbered: the bridge's outbox row
+    ("thresholds", {"session": "5f0c2a9e", "rules": {}, "c": 1}),
+    ("receipt", {"n": 0}),
+    ("receipt", {"n": 999_999_999}),
     ("pair_request", {"d": "unit-1", "code": "ABCDEFGH"}),
     ("pair_request", {"d": "unit-1", "code": "23456789", "via": "typed"}),
 ]
@@ -134,6 +140,15 @@ REJECTED: list[tuple[str, str, bytes]] = [
     ("thresholds", "malformed", sign_raw(message("thresholds", rules="strict"))),
     ("template", "malformed", sign_raw(message("template", photo="not base64!"))),
     ("template", "malformed", sign_raw(message("template", photo=None))),
+    ("session_stop", "malformed", sign_raw(message(c=0))),
+    ("session_stop", "malformed", sign_raw(message(c=2**53 + 1))),
+    ("session_stop", "malformed", sign_raw(message(c="7"))),
+    ("session_stop", "malformed", sign_raw(message(c=True))),
+    ("pair", "malformed", sign_raw(message("pair", c=3))),  # only session commands are numbered
+    ("receipt", "malformed", sign_raw(message("receipt", n=-1))),
+    ("receipt", "malformed", sign_raw(message("receipt", n=10**9))),
+    ("receipt", "malformed", sign_raw(message("receipt", n=1.0))),
+    ("receipt", "malformed", sign_raw(message("receipt", n=...))),
     ("session_stop", "malformed", sign_raw(message(id=5))),
     ("session_stop", "malformed", sign_raw(message(id="short"))),
     ("session_stop", "malformed", sign_raw(message(id="!" * 22))),
@@ -161,6 +176,16 @@ REJECTED: list[tuple[str, str, bytes]] = [
                          ids=[f"{i}-{n}-{r}" for i, (n, r, _) in enumerate(REJECTED)])
 def test_rejections_name_their_reason(name: str, expected: str, payload: bytes) -> None:
     assert reason(name, payload, DEVICE if name == "pair_request" else BRIDGE) == expected
+
+
+@pytest.mark.parametrize(("name", "fields"), [("receipt", {"n": 240}),
+                                             ("session_stop", {"session": "5f0c2a9e", "c": 17})])
+def test_the_golden_commands_are_stable(name: str, fields: dict[str, Any]) -> None:
+    body = {**fields, "v": VERSION, "id": b64(bytes(16)), "t": NOW, "k": name, "to": "unit-0001"}
+    golden = (GOLDEN / f"{name}_v1.json").read_bytes().strip()
+    assert sign_raw(body) == golden  # the bridge key signs the same bytes today as when the file was written
+    opened = open_signed(name, golden, BRIDGE.public_key(), to="unit-0001")
+    assert {k: opened[k] for k in fields} == fields
 
 
 def test_a_field_changed_after_signing_breaks_the_signature() -> None:

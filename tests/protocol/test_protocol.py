@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from edge_app.protocol import (
     MAX_EVENT_BYTES,
     MAX_KEYWORD,
+    MAX_REFUSED,
     ChainVerifier,
     Event,
     ProtocolError,
@@ -23,6 +24,7 @@ from edge_app.protocol import (
     new_event_id,
     proctor_topic,
 )
+from tests.protocol.alterations import ALTERATIONS
 
 GOLDEN = Path(__file__).parent / "golden"
 # A fixed test key (not a secret: it signs nothing but these tests) so the golden payload is stable.
@@ -31,6 +33,9 @@ OTHER = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 START = Event(event_id=b64(bytes(16)), device_id="unit-0001", seq=1, time_ms=1_795_438_288_123, kind="phone",
               phase="start", severity="critical", confidence=0.874, prev_hash="", box=(0.1, 0.2, 0.35, 0.5),
               evidence=evidence_digest("ab" * 32))
+REFUSED = Event(event_id=b64(bytes(range(16))), device_id="unit-0001", seq=7, time_ms=1_795_438_400_000,
+                kind="events_refused", phase="start", severity="warning", confidence=1.0, prev_hash=b64(bytes(16)),
+                refused=(268, 1_795_438_300, 1_795_438_390), refused_reason="disk_full")
 
 
 def test_round_trip_keeps_every_field() -> None:
@@ -46,6 +51,12 @@ def test_the_golden_payload_is_stable() -> None:
     assert decode_event(golden.read_bytes().strip(), KEY.public_key()).kind == "phone"
 
 
+def test_the_golden_refusal_report_is_stable_and_round_trips() -> None:
+    payload = encode_event(REFUSED, KEY)
+    assert payload == (GOLDEN / "events_refused_v1.json").read_bytes().strip()
+    assert decode_event(payload, KEY.public_key()) == REFUSED
+
+
 def test_the_largest_possible_events_fit_in_300_bytes() -> None:
     common = dict(device_id="a" * 14, seq=999_999_999, time_ms=9_999_999_999_999, kind="identity_mismatch",
                   severity="critical", confidence=1.0, prev_hash=b64(bytes(16)), box=(1.0, 1.0, 1.0, 1.0))
@@ -53,7 +64,10 @@ def test_the_largest_possible_events_fit_in_300_bytes() -> None:
     end = Event(event_id=new_event_id(), phase="end", alert_id=new_event_id(), **common)  # type: ignore[arg-type]
     keyword = Event(event_id=new_event_id(), phase="start", evidence=evidence_digest("ff" * 32),
                     keyword="q" * MAX_KEYWORD, **{**common, "kind": "speech_keyword", "box": None})  # type: ignore[arg-type]
-    for event in (start, end, keyword):
+    refused = Event(event_id=new_event_id(), phase="start", refused=(MAX_REFUSED, 9_999_999_999, 9_999_999_999),
+                    refused_reason="store_error", **{**common, "kind": "events_refused",
+                                                                          "box": None})  # type: ignore[arg-type]
+    for event in (start, end, keyword, refused):
         assert len(encode_event(event, KEY)) <= MAX_EVENT_BYTES
 
 
@@ -74,6 +88,7 @@ def test_event_ids_are_time_ordered_uuid7() -> None:
 def tampered(change: dict) -> bytes:
     fields = json.loads(encode_event(START, KEY))
     fields.update(change)
+    fields = {k: v for k, v in fields.items() if v is not None}  # None: key removed
     return json.dumps(fields, separators=(",", ":")).encode()
 
 
@@ -100,6 +115,12 @@ def tampered(change: dict) -> bytes:
         (tampered({"k": "kw", "w": "x" * 19}), "malformed", "w must be a keyword"),
         (tampered({"k": "kw", "w": 7}), "malformed", "w must be a keyword"),
         (tampered({"c": 12}), "bad_signature", "not signed by unit-0001"),
+        (tampered({"g": [1, 2, 3], "r": "disk_full"}), "malformed", "g and r belong to an events_refused"),
+        (tampered({"k": "rf", "b": None}), "malformed", "g and r belong to an events_refused"),
+        (tampered({"k": "rf", "g": [1, 5, 4], "r": "disk_full", "b": None, "e": None}), "malformed",
+         "g must be [count 1..9999999, first s, last s >= first]"),
+        (tampered({"k": "rf", "g": [0, 1, 2], "r": "disk_full", "b": None, "e": None}), "malformed", "g must be"),
+        (tampered({"k": "rf", "g": [1, 1, 2], "r": "bored", "b": None, "e": None}), "malformed", "r must be one of"),
     ],
 )
 def test_rejections_name_their_reason(payload: bytes, reason: str, detail: str) -> None:
@@ -144,3 +165,21 @@ def test_topics() -> None:
     assert proctor_topic("exam-7") == "invigil/v1/proctor/exam-7/alerts"
     with pytest.raises(ProtocolError, match="bad_device"):
         device_topic("unit/+/#", "event")
+
+
+@pytest.mark.parametrize("name", sorted(ALTERATIONS))
+def test_an_altered_encoding_of_a_signed_event_is_refused(name: str) -> None:
+    alter, reason = ALTERATIONS[name]
+    payload = encode_event(START, KEY)
+    altered = alter(payload)
+    assert altered != payload
+    with pytest.raises(ProtocolError) as info:
+        decode_event(altered, KEY.public_key())
+    assert info.value.reason == reason
+
+
+def test_the_signature_covers_the_exact_payload_bytes_without_the_sig_member() -> None:
+    payload = encode_event(START, KEY)
+    sig = json.loads(payload)["sig"]
+    signed = payload.replace(f',"sig":"{sig}"'.encode(), b"")
+    KEY.public_key().verify(__import__("base64").urlsafe_b64decode(sig + "=="), signed)  # raises if not

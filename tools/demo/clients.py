@@ -58,8 +58,8 @@ class ProctorWatcher:
     def __init__(self, host: str, port: int, username: str, password: str, exam_id: str) -> None:
         self.alerts: queue.Queue[dict[str, Any]] = queue.Queue()
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"proctor-{exam_id}"[:23],
-                                  protocol=MQTTProtocolVersion.MQTTv5)
+        # the broker binds a proctor account to one client id, its name
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=MQTTProtocolVersion.MQTTv5)
         self.client.username_pw_set(username, password)
         self.topic = proctor_topic(exam_id)
         self.client.on_connect = lambda c, *_a: c.subscribe(self.topic, qos=1)

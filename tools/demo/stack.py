@@ -40,8 +40,10 @@ def _toml(value: Any) -> str:
 
 
 class Stack:
-    def __init__(self, root: Path, device_id: str = "demo-unit-1", workers: int = 2) -> None:
+    def __init__(self, root: Path, device_id: str = "demo-unit-1", workers: int = 2,
+                 proctor_exam: str = "demo-exam") -> None:
         self.root, self.device_id, self.workers = root.resolve(), device_id, workers
+        self.proctor_exam = proctor_exam  # the exam the proctor token may see
         self.broker_port, self.http_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.screen = self.root / "pc" / "screen.png"  # what the candidate's PC shows (the pairing QR code)
@@ -78,7 +80,8 @@ class Stack:
         try:
             Ingestor(store).register(self.device_id, public_pem(device_key), hash_password(device_password))
             tokens = Tokens(store)
-            self.tokens = {role: tokens.create(role, f"demo {role}") for role in ("client", "proctor")}
+            self.tokens = {"client": tokens.create("client", "demo client"),
+                           "proctor": tokens.create("proctor", "demo proctor", [self.proctor_exam])}
         finally:
             store.close()
         users = [BrokerUser("bridge", hash_password(bridge_password), "bridge"),

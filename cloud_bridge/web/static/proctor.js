@@ -1,15 +1,17 @@
-/* Invigil live proctor page: candidate cards with device health and a live alert list, fed by the
- * exam's server-sent events (`sessions` and `alert`). All data is written with textContent. */
+/* Invigil live proctor page: candidate cards with device health and a live alert list, fed by polling
+ * the exam's alerts with a cursor (the server answers at once with news, else after up to `wait` seconds).
+ * All data is written with textContent. */
 "use strict";
 
 (function () {
   const body = document.body;
-  const STREAM = body.dataset.stream;
   const ALERTS = body.dataset.alerts;
   const EVIDENCE = body.dataset.evidence;
+  const POLL_WAIT_S = Number(body.dataset.pollWait) || 20;
   const SNAPSHOT_RETRY_MS = Number(body.dataset.snapshotRetryMs) || 2000;
   const SNAPSHOT_TRIES = 6; // the upload follows its event; after these tries: "snapshot pending"
-  const RECONNECT_MS = 5000; // after the stream closed for good (EventSource retries by itself otherwise)
+  const RECONNECT_MS = 2000; // after a failed poll (the server away, or busy)
+  const IDLE_MS = 2000; // after an answer without news that did not wait (every waiting slot taken)
 
   const KINDS = {
     absent: "Candidate absent",
@@ -24,6 +26,7 @@
     camera_tamper: "Camera covered, dark or moved",
     speech_keyword: "Keyword spoken",
     device_offline: "Camera unit offline",
+    events_refused: "Alerts the unit could not store",
   };
   const SEVERITIES = { info: "Info", warning: "Warning", critical: "Critical" };
   const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
@@ -31,13 +34,15 @@
     gap: "Events were lost before this one",
     replayed: "Replayed event (old sequence number)",
     broken_chain: "Event chain broken: possible tampering",
+    disk_full: "Alerts were lost before this one: the unit's disk was full",
+    store_error: "Alerts were lost before this one: the unit could not store them",
   };
 
   let sessions = [];
   const entries = new Map(); // alert id (shared by start/update/end) -> entry
   const seen = new Set(); // ids of alert messages already applied
   let lastId = 0;
-  let source = null;
+  let sessionsTag = "";
 
   const $ = (id) => document.getElementById(id);
 
@@ -72,32 +77,36 @@
     $("connection-text").textContent = text;
   }
 
-  function connect() {
-    const url = lastId ? `${STREAM}?after=${lastId}` : STREAM;
-    source = new EventSource(url);
-    source.addEventListener("open", () => setConnection("live", "Live"));
-    source.addEventListener("sessions", (event) => {
-      sessions = JSON.parse(event.data);
-      renderSessions();
-    });
-    source.addEventListener("alert", (event) => applyAlert(JSON.parse(event.data)));
-    source.addEventListener("error", () => {
-      if (source.readyState === EventSource.CONNECTING) {
-        setConnection("reconnecting", "Reconnecting…"); // resumes with Last-Event-ID by itself
+  async function poll() {
+    let delay = 0;
+    try {
+      const query = `after=${lastId}&wait=${POLL_WAIT_S}&seen=${encodeURIComponent(sessionsTag)}`;
+      const response = await fetch(`${ALERTS}?${query}`, { credentials: "same-origin", cache: "no-store" });
+      if (response.status === 401 || response.status === 403) {
+        setConnection("signed-out", "Signed out: open the proctor link again");
+        return; // no more polling: a new link is needed
+      }
+      if (!response.ok) {
+        const retry = Number(response.headers.get("Retry-After"));
+        setConnection("reconnecting", "Reconnecting…");
+        setTimeout(poll, retry > 0 ? retry * 1000 : RECONNECT_MS);
         return;
       }
-      source.close(); // closed for good (an error status): find out why, then try again
+      const news = await response.json();
+      setConnection("live", "Live");
+      const changed = news.sessions_tag !== sessionsTag;
+      if (changed) {
+        sessionsTag = news.sessions_tag;
+        sessions = news.sessions;
+        renderSessions();
+      }
+      news.alerts.forEach(applyAlert);
+      if (!news.waited && !changed && news.alerts.length === 0) delay = IDLE_MS; // no waiting slot was free
+    } catch (error) {
       setConnection("reconnecting", "Reconnecting…");
-      fetch(`${ALERTS}?after=${lastId}`, { credentials: "same-origin" })
-        .then((response) => {
-          if (response.status === 401) {
-            setConnection("signed-out", "Signed out: open the proctor link again");
-          } else {
-            setTimeout(connect, RECONNECT_MS);
-          }
-        })
-        .catch(() => setTimeout(connect, RECONNECT_MS));
-    });
+      delay = RECONNECT_MS;
+    }
+    setTimeout(poll, delay);
   }
 
   /* ---- candidates ---- */
@@ -274,7 +283,7 @@
       $("no-alerts").hidden = true;
     }
     entry.last = a;
-    if (a.phase === "end") entry.ended = true;
+    if (a.phase === "end" || a.kind === "events_refused") entry.ended = true; // a report: nothing to end
     const rank = SEVERITY_RANK[a.severity] ?? 0;
     if (rank > entry.rank) {
       entry.rank = rank;
@@ -343,7 +352,10 @@
     img.src = url;
   }
 
+  if (window.location.search) { // the staff link's ?token= is a cookie now: out of the address bar and history
+    window.history.replaceState(null, "", body.dataset.page);
+  }
   renderSessions();
   setInterval(tickHeartbeats, 1000);
-  connect();
+  poll();
 })();

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge_app.link.events import EventWriter
-from edge_app.link.outbox import Outbox
+from edge_app.link.outbox import Outbox, OutboxError
 from edge_app.protocol import ChainVerifier, decode_event
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
@@ -50,3 +51,30 @@ def test_a_keyword_alert_carries_its_keyword_on_start_only(tmp_path: Path) -> No
     events = [decode_event(payload, KEY.public_key()) for _, _, payload in outbox.pending()]
     assert [(e.kind, e.phase, e.keyword) for e in events] == [("speech_keyword", "start", "seven"),
                                                                ("speech_keyword", "end", None)]
+
+
+def test_alerts_refused_on_a_full_disk_are_reported_first_once_space_is_back(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db")
+    writer = EventWriter("unit-1", KEY, outbox, (640, 480))
+    writer.write(alert("start", uid="a0"), now_ms=1_000)
+    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]  # the test's full disk
+    outbox._db.execute(f"PRAGMA max_page_count = {pages}")
+    refused = 0
+    for n in range(1, 200):  # the free room of the last page fills, then every alert is refused
+        try:
+            writer.write(alert("start", uid=f"a{n}"), now_ms=1_000 + n * 1000)
+        except OutboxError as exc:
+            assert "disk full" in str(exc)
+            refused += 1
+    assert refused > 100
+    with pytest.raises(OutboxError, match="still cannot store"):
+        writer.report_refused()
+    outbox._db.execute("PRAGMA max_page_count = 1000000")  # space is back
+    after = writer.write(alert("start", uid="after"), now_ms=500_000)
+    rows = outbox.pending(limit=1000)
+    report, last = (decode_event(p, KEY.public_key()) for _, _, p in rows[-2:])
+    assert (report.kind, report.refused_reason, report.seq + 1) == ("events_refused", "disk_full", last.seq)
+    assert report.refused == (refused, 201 - refused, 200) and last.event_id == after  # s since 1970
+    verifier = ChainVerifier()
+    assert {verifier.check(decode_event(p, None), p) for _, _, p in rows} == {None}
+    assert outbox.refused() is None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_app.link.outbox import Outbox, OutboxError
+from edge_app.link.outbox import Outbox, OutboxError, Refused
 from edge_app.protocol import chain_hash
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -106,7 +106,9 @@ def test_a_full_disk_refuses_the_new_event_and_keeps_the_old(tmp_path: Path) -> 
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                           preexec_fn=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN))
-    assert "refused: outbox" in done.stdout and "event not stored" in done.stdout, done.stderr
+    # the file may not grow (EFBIG, a "disk I/O error" to SQLite); a full disk (ENOSPC) reads "disk full" below
+    assert "refused: outbox" in done.stdout and "error: event not stored" in done.stdout, done.stderr
+    assert "cannot rollback" not in done.stdout
     outbox = Outbox(path)
     assert outbox.pending()[0][0] == "kept-1"
 
@@ -116,3 +118,43 @@ def test_a_corrupt_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(OutboxError, match=r"outbox\.db: cannot open"):
         Outbox(path)
+
+
+def fill_up(outbox: Outbox) -> None:
+    """Cap the file at the pages it has: SQLite's real 'database or disk is full' (SQLITE_FULL) from now on."""
+    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]  # the test's disk
+    assert outbox._db.execute(f"PRAGMA max_page_count = {pages}").fetchone()[0] == pages
+
+
+def test_a_full_disk_is_a_clear_error_that_keeps_what_is_stored_and_counts_the_refused(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "outbox.db")
+    stored = [outbox.accept(make("kept")) for _ in range(3)]
+    fill_up(outbox)
+    errors = []
+    for second in range(40):  # big events: each needs pages the file may not grow
+        try:
+            outbox.accept(lambda seq, prev: (f"big-{seq}", "t", bytes(5000)), now=1000.0 + second)
+        except OutboxError as exc:
+            errors.append(str(exc))
+    assert len(errors) == 40
+    assert all("disk full: event not stored" in e and "cannot rollback" not in e for e in errors), errors[0]
+    assert "(40 refused since" in errors[-1]
+    assert outbox.refused() == Refused(40, 1000.0, 1039.0, "disk_full")
+    assert [row[2] for row in outbox.pending()] == [p for _, _, p in stored]  # nothing stored was touched
+    assert outbox.chain_state() == (3, chain_hash(stored[-1][2]))
+    with pytest.raises(OutboxError, match="still cannot store"):
+        outbox.report_refused(lambda seq, prev, refused: ("report", "t", bytes(5000)))
+    assert outbox.refused() == Refused(40, 1000.0, 1039.0, "disk_full")  # a failed report is not a refusal
+
+    outbox._db.execute("PRAGMA max_page_count = 1000000")  # space is back
+    reported: list[Refused] = []
+
+    def report(seq: int, prev: str, refused: Refused) -> tuple[str, str, bytes]:
+        reported.append(refused)
+        return "report", "t", json.dumps({"n": seq, "h": prev, "refused": refused.count}).encode()
+
+    accepted = outbox.report_refused(report)
+    assert accepted is not None and accepted[1] == 4
+    assert reported == [Refused(40, 1000.0, 1039.0, "disk_full")] and outbox.refused() is None
+    assert outbox.report_refused(report) is None  # reported once
+    assert outbox.accept(make("after"))[1] == 5

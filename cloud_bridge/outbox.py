@@ -1,0 +1,149 @@
+"""The bridge's outbox: what it publishes (proctor alerts, device commands) is written in the transaction that
+caused it, published after the commit, and marked sent on the broker's PUBACK.
+
+So a bridge that dies between storing an event and republishing its alert (or between ending a session and
+telling the unit) publishes it when it starts again: a crash delays a message, never drops it. ``add`` puts
+a row in the caller's transaction; when that transaction commits, the rows are handed to ``publish`` at
+once. The relay (:meth:`BridgeOutbox.run`, one thread of the running bridge) marks acknowledged rows sent,
+publishes rows nobody is publishing (left by a crash or a failed publish, or written by a process without a
+broker connection, such as a dead-letter replay) once they are ``stale_after`` seconds old, and prunes sent
+rows after ``keep_sent`` seconds. Delivery is at least once: every message carries its own id, and a
+message can arrive twice when a PUBACK is lost or two bridge processes both take an old row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from paho.mqtt.enums import MQTTErrorCode
+from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.orm import Session
+
+from cloud_bridge.store import Store
+from cloud_bridge.store.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+# topic, payload, qos, retain -> paho's MQTTMessageInfo (acknowledged when is_published()), or None when the
+# publish is complete on return (a test double)
+Publish = Callable[[str, bytes, int, bool], object]
+Payload = bytes | Callable[[int], bytes]  # the bytes, or built from the row's id (a command's number)
+PENDING, HOOKED = "invigil_outbox_pending", "invigil_outbox_hooked"  # Session.info keys
+DONE = object()  # an in-flight entry acknowledged on return
+CHUNK = 500  # ids per UPDATE ... IN (...)
+
+
+class BridgeOutbox:
+    def __init__(self, store: Store, publish: Publish | None = None, clock: Callable[[], float] = time.time, *,
+                 stale_after: float = 5.0, resend_after: float = 60.0, window: int = 500,
+                 keep_sent: float = 3600.0) -> None:
+        self.store, self.publish, self.clock = store, publish, clock
+        self.stale_after, self.resend_after, self.window, self.keep_sent = stale_after, resend_after, window, keep_sent
+        self.published = self.marked = 0
+        self._lock = threading.Lock()
+        self._inflight: dict[int, tuple[Any, float]] = {}  # row id -> (message info, DONE or None, handed at)
+        self._next_prune = 0.0
+
+    def add(self, session: Session, topic: str, payload: Payload, qos: int = 1, retain: bool = False) -> int:
+        """Write a message in ``session``'s transaction; it is published once that commits. The row's id."""
+        row = OutboxMessage(topic=topic, payload=payload if isinstance(payload, bytes) else b"", qos=qos,
+                            retain=retain, created_at=self.clock(), sent_at=None)
+        session.add(row)
+        session.flush()  # assigns the id
+        if not isinstance(payload, bytes):
+            row.payload = payload(row.id)
+        if not session.info.get(HOOKED):
+            session.info[HOOKED] = True
+            event.listen(session, "after_commit", self._after_commit)
+            event.listen(session, "after_rollback", lambda s: s.info.pop(PENDING, None))
+        session.info.setdefault(PENDING, []).append((row.id, topic, row.payload, qos, retain))
+        return row.id
+
+    def pending(self) -> int:
+        """Rows not yet acknowledged by the broker."""
+        with self.store.session() as session:
+            return int(session.scalar(select(func.count()).select_from(OutboxMessage)
+                                      .where(OutboxMessage.sent_at.is_(None))) or 0)
+
+    def _after_commit(self, session: Session) -> None:
+        for row in session.info.pop(PENDING, []):
+            self._send(*row)
+
+    def _send(self, row_id: int, topic: str, payload: bytes, qos: int, retain: bool) -> None:
+        if self.publish is None:
+            return  # a process without a broker connection: the running bridge's relay publishes it
+        now = self.clock()
+        with self._lock:
+            if row_id in self._inflight:
+                return
+            self._inflight[row_id] = (None, now)  # claimed: the relay leaves it alone
+        try:
+            info = self.publish(topic, payload, qos, retain)
+            failed = getattr(info, "rc", None) == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE  # not queued at all
+        except Exception as exc:
+            log.warning("outbox message %d to %s not published: %s", row_id, topic, exc)
+            info, failed = None, True
+        with self._lock:
+            if failed:  # stays unsent: the relay tries again
+                self._inflight.pop(row_id, None)
+                return
+            self._inflight[row_id] = (DONE if info is None else info, now)
+            self.published += 1
+
+    def poll(self) -> int:
+        """One relay turn: mark acknowledged rows sent, publish unsent rows nobody is publishing, prune; the
+        number of rows marked sent."""
+        now = self.clock()
+        acked: list[int] = []
+        with self._lock:
+            for row_id, (info, at) in list(self._inflight.items()):
+                if info is DONE or (info is not None and info.is_published()):
+                    acked.append(row_id)
+                    del self._inflight[row_id]
+                elif info is not None and now - at > self.resend_after:  # no PUBACK in a minute: publish again
+                    del self._inflight[row_id]
+        for start in range(0, len(acked), CHUNK):
+            chunk = acked[start:start + CHUNK]
+            try:
+                with self.store.session() as session, session.begin():
+                    session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(chunk)).values(sent_at=now))
+            except Exception as exc:  # a busy database: mark them at the next turn
+                log.warning("outbox: %d acknowledged messages not marked sent yet: %s", len(chunk), exc)
+                with self._lock:
+                    self._inflight.update({row_id: (DONE, now) for row_id in chunk})
+                continue
+            self.marked += len(chunk)
+        if self.publish is not None:
+            self._publish_stale(now)
+        if now >= self._next_prune:
+            self._next_prune = now + 60.0
+            with self.store.session() as session, session.begin():
+                session.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < now - self.keep_sent))
+        return len(acked)
+
+    def _publish_stale(self, now: float) -> None:
+        with self._lock:
+            room = self.window - len(self._inflight)
+            busy = set(self._inflight)
+        if room <= 0:
+            return
+        with self.store.session() as session:
+            rows = session.execute(
+                select(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.payload, OutboxMessage.qos,
+                       OutboxMessage.retain)
+                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at <= now - self.stale_after)
+                .order_by(OutboxMessage.id).limit(room + len(busy))).all()
+        for row_id, topic, payload, qos, retain in rows:
+            if row_id not in busy:
+                self._send(row_id, topic, bytes(payload), qos, retain)
+
+    def run(self, stop: threading.Event, every: float = 0.2) -> None:
+        """The relay: :meth:`poll` every ``every`` seconds until ``stop`` is set."""
+        while not stop.wait(every):
+            try:
+                self.poll()
+            except Exception:  # a database that is away: the next turn tries again
+                log.exception("outbox relay turn failed")
