@@ -74,11 +74,11 @@ class FrameAnalyzer:
         """``zone_margin`` and ``identity_threshold`` come from the left_zone and identity_mismatch rules."""
         self.models, self.config, self.template = models, config, template
         self.zone_margin, self.identity_threshold = zone_margin, identity_threshold
-        thresholds = np.full(len(COCO_LABELS), 1.01, np.float32)  # only the labels the device uses
-        thresholds[COCO_LABELS.index("person")] = config.person_score
+        # Per-class scores this analyzer asks of the (possibly shared) detector: only the labels it uses.
+        self.thresholds = np.full(len(COCO_LABELS), 1.01, np.float32)
+        self.thresholds[COCO_LABELS.index("person")] = config.person_score
         for label in ("cell phone", *MATERIAL, *SCREENS):
-            thresholds[COCO_LABELS.index(label)] = config.object_floor
-        models.detector.thresholds = thresholds
+            self.thresholds[COCO_LABELS.index(label)] = config.object_floor
         self.cadence = Cadence({"detector": 1 / config.detector_hz, "pose": 1 / config.pose_hz,
                                 "face": 1 / config.face_hz, "tamper": 1 / config.tamper_hz,
                                 "crops": 1 / config.crop_hz, "identity": config.identity_every})
@@ -118,7 +118,7 @@ class FrameAnalyzer:
         detections: list[Detection] | None = None
         if self.cadence.due("detector", t):
             begun = time.perf_counter()
-            detections = self.models.detector.detect(frame)
+            detections = self.models.detector.detect(frame, thresholds=self.thresholds)
             people = distinct_people([(d.box, d.score) for d in detections if d.label == "person"])
             visible = self.tracker.update(people, t)
             candidate = self.tracker.candidate(visible, zone)
@@ -199,9 +199,9 @@ class FrameAnalyzer:
             quarter = QUARTER_TURNS[self.crop_passes % len(QUARTER_TURNS)] if self.config.turned_crops else 0
             self.crop_passes += 1
             for region in hand_and_desk_regions(candidate.box, self.keypoints, (width, height)):
-                found = self.models.detector.detect(frame, region)
+                found = self.models.detector.detect(frame, region, self.thresholds)
                 if quarter:  # one quarter turn per pass, left and right by turns: twice the upright cost, not three
-                    found += detect_turned(self.models.detector, frame, region, quarter)
+                    found += detect_turned(self.models.detector, frame, region, quarter, self.thresholds)
                 for d in sorted(found, key=lambda d: -d.score):
                     if d.label == "cell phone" and all(box_iou(d.box, p.box) < 0.5 for p in phones):
                         phones.append(Sighting(d.label, d.score, d.box))

@@ -71,8 +71,11 @@ def turned_back(box: Box, turns: int, width: int, height: int) -> Box:
     return box
 
 
-def detect_turned(detector: ObjectDetector, frame: np.ndarray, region: Box, turns: int) -> list[Detection]:
-    """The detector on ``region`` of the frame turned ``turns`` quarters, boxes in frame pixels.
+def detect_turned(
+    detector: ObjectDetector, frame: np.ndarray, region: Box, turns: int, thresholds: np.ndarray | None = None
+) -> list[Detection]:
+    """The detector on ``region`` of the frame turned ``turns`` quarters, boxes in frame pixels
+    (``thresholds``: the caller's per-class scores, as in ``ObjectDetector.detect``).
 
     COCO's phones are mostly upright in a hand; a phone held sideways or lying across a desk scores far
     higher once turned upright (the README's phone figures measure the gain)."""
@@ -82,7 +85,7 @@ def detect_turned(detector: ObjectDetector, frame: np.ndarray, region: Box, turn
         return []
     crop = np.ascontiguousarray(np.rot90(frame[y1:y2, x1:x2], turns))
     found = []
-    for d in detector.detect(crop):
+    for d in detector.detect(crop, thresholds=thresholds):
         bx1, by1, bx2, by2 = turned_back(d.box, turns, x2 - x1, y2 - y1)
         found.append(Detection(d.label, d.class_id, d.score, (bx1 + x1, by1 + y1, bx2 + x1, by2 + y1)))
     return found

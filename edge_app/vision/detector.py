@@ -16,11 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edge_app.vision.preprocess import nms
-from edge_app.vision.runtime import TFLiteModel
+from edge_app.vision.preprocess import nms, resize
+from edge_app.vision.runtime import PixelInput, TFLiteModel
 
 COCO_LABELS: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -75,8 +74,15 @@ class Stretch:
         return out
 
 
-def prepare(frame: np.ndarray, region: Box | None = None) -> tuple[np.ndarray, Stretch]:
-    """RGB uint8 frame (optionally a region x1, y1, x2, y2 of it) -> model input [1, 3, 416, 416]."""
+def _normalise(bgr: np.ndarray) -> np.ndarray:
+    return (bgr.astype(np.float32) - MEAN_BGR) / STD_BGR
+
+
+PIXELS = PixelInput(_normalise, bgr=True, channels_first=True)
+
+
+def stretch(frame: np.ndarray, region: Box | None = None) -> tuple[np.ndarray, Stretch]:
+    """RGB uint8 frame (optionally a region x1, y1, x2, y2 of it) -> 416x416 RGB uint8 and the mapping."""
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an RGB frame (H, W, 3), got shape {frame.shape}")
     h, w = frame.shape[:2]
@@ -85,14 +91,16 @@ def prepare(frame: np.ndarray, region: Box | None = None) -> tuple[np.ndarray, S
     if x2 - x1 < 2 or y2 - y1 < 2:
         raise ValueError(f"region {region} is empty inside a {w}x{h} frame")
     crop = frame[y1:y2, x1:x2]
-    shrink = crop.shape[0] * crop.shape[1] > INPUT_SIZE * INPUT_SIZE
-    resized = cv2.resize(crop, (INPUT_SIZE, INPUT_SIZE),
-                         interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    x = (resized[..., ::-1].astype(np.float32) - MEAN_BGR) / STD_BGR
-    tensor = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-    stretch = Stretch(float(x1), float(y1), INPUT_SIZE / (x2 - x1), INPUT_SIZE / (y2 - y1),
+    resized = resize(crop, INPUT_SIZE, INPUT_SIZE)
+    mapping = Stretch(float(x1), float(y1), INPUT_SIZE / (x2 - x1), INPUT_SIZE / (y2 - y1),
                       float(x2 - x1), float(y2 - y1))
-    return tensor, stretch
+    return resized, mapping
+
+
+def prepare(frame: np.ndarray, region: Box | None = None) -> tuple[np.ndarray, Stretch]:
+    """RGB uint8 frame (optionally a region of it) -> float model input [1, 3, 416, 416] and the mapping."""
+    pixels, mapping = stretch(frame, region)
+    return PIXELS.reference(pixels), mapping
 
 
 def _logit(p: float) -> float:
@@ -173,16 +181,25 @@ class ObjectDetector:
 
         ``region`` (x1, y1, x2, y2 in frame pixels) runs the model on that part of the frame only.
         """
-        tensor, stretch = prepare(frame, region)
+        pixels, mapping = stretch(frame, region)
         floor = float(self.thresholds.min()) if min_score is None else min_score
-        boxes, scores = decode(self.model.run(tensor), floor)
-        return stretch.boxes_to_frame(boxes), scores
+        boxes, scores = decode(self.model.run_pixels(pixels, PIXELS), floor)
+        return mapping.boxes_to_frame(boxes), scores
 
-    def detect(self, frame: np.ndarray, region: Box | None = None) -> list[Detection]:
-        """Detections above their class threshold after per-class NMS, best first."""
-        boxes, scores = self.detect_raw(frame, region)
+    def detect(
+        self, frame: np.ndarray, region: Box | None = None, thresholds: np.ndarray | None = None
+    ) -> list[Detection]:
+        """Detections above their class threshold after per-class NMS, best first.
+
+        ``thresholds`` (80 scores, COCO order) replaces the detector's own for this call only, so callers
+        sharing one detector each keep theirs.
+        """
+        limits = self.thresholds if thresholds is None else np.asarray(thresholds, dtype=np.float32)
+        if limits.shape != self.thresholds.shape:
+            raise ValueError(f"thresholds need {len(COCO_LABELS)} scores in COCO order, got shape {limits.shape}")
+        boxes, scores = self.detect_raw(frame, region, float(limits.min()))
         found = []
-        for row, c, score in select(boxes, scores, self.thresholds, self.iou_threshold):
+        for row, c, score in select(boxes, scores, limits, self.iou_threshold):
             x1, y1, x2, y2 = (float(v) for v in boxes[row])
             found.append(Detection(COCO_LABELS[c], c, score, (x1, y1, x2, y2)))
         return found

@@ -30,7 +30,7 @@ import numpy as np
 
 from edge_app.vision.headpose import head_pose, mouth_open_ratio
 from edge_app.vision.preprocess import Letterbox, iou, letterbox
-from edge_app.vision.runtime import TFLiteModel
+from edge_app.vision.runtime import PixelInput, TFLiteModel, run_image
 
 DETECTOR_SIZE = 256
 DETECTOR_STRIDES = ((16, 2), (32, 6))  # (stride, anchors per cell)
@@ -101,10 +101,14 @@ def face_anchors(size: int = DETECTOR_SIZE, strides: tuple[tuple[int, int], ...]
     return np.concatenate(rows).astype(np.float32)
 
 
+DETECTOR_PIXELS = PixelInput(lambda rgb: rgb.astype(np.float32) / 127.5 - 1.0)  # [-1, 1]
+LANDMARK_PIXELS = PixelInput(lambda rgb: rgb.astype(np.float32) / 255.0)  # [0, 1]
+
+
 def detector_input(frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
     """Letterbox an RGB frame to 256x256 and scale it to [-1, 1]."""
     image, box = letterbox(frame, DETECTOR_SIZE)
-    return (image.astype(np.float32) / 127.5 - 1.0)[None], box
+    return DETECTOR_PIXELS.reference(image), box
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -179,8 +183,8 @@ class FaceDetector:
 
     def raw(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, Letterbox]:
         """Score logits (896,), regressors (896, 16) and the letterbox used."""
-        x, box = detector_input(frame)
-        out = {o.shape: o for o in self.model.run(x)}
+        image, box = letterbox(frame, DETECTOR_SIZE)
+        out = {o.shape: o for o in run_image(self.model, image, DETECTOR_PIXELS)}
         logits = np.concatenate([out[(1, 512, 1)][0, :, 0], out[(1, 384, 1)][0, :, 0]]) - LOGIT_SHIFT
         regressors = (np.concatenate([out[(1, 512, 16)][0], out[(1, 384, 16)][0]]) - 3.0) * REGRESSOR_UNIT
         return logits, regressors, box
@@ -204,7 +208,7 @@ def landmark_crop(frame: np.ndarray, face: Face, size: int = LANDMARK_SIZE) -> t
 
 
 def landmark_input(crop: np.ndarray) -> np.ndarray:
-    return (crop.astype(np.float32) / 255.0)[None]
+    return LANDMARK_PIXELS.reference(crop)
 
 
 def decode_landmarks(mesh: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -225,7 +229,7 @@ class FaceLandmarker:
 
     def landmarks(self, frame: np.ndarray, face: Face) -> Face:
         crop, matrix = landmark_crop(frame, face)
-        out = {o.shape: o for o in self.model.run(landmark_input(crop))}
+        out = {o.shape: o for o in run_image(self.model, crop, LANDMARK_PIXELS)}
         points = decode_landmarks(out[(1, 1404)][0], matrix)
         yaw, pitch, roll = head_pose(points, frame.shape)
         return replace(

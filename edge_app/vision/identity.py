@@ -42,6 +42,7 @@ import cv2
 import numpy as np
 
 from edge_app.vision.face import Face, FaceDetector, FaceLandmarker, Runnable, load
+from edge_app.vision.runtime import PixelInput, run_image
 
 if TYPE_CHECKING:
     from edge_app.vision.models import VisionModels
@@ -97,9 +98,12 @@ def align_face(frame: np.ndarray, face: Face, size: int = EMBED_SIZE) -> np.ndar
     return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+PIXELS = PixelInput(lambda bgr: bgr.astype(np.float32) - BGR_MEAN, bgr=True)  # BGR minus the VGGFace2 means
+
+
 def embedding_input(crop: np.ndarray) -> np.ndarray:
     """Aligned RGB uint8 crop -> model input: BGR minus the VGGFace2 means, (1, 224, 224, 3) float32."""
-    return (crop[..., ::-1].astype(np.float32) - BGR_MEAN)[None]
+    return PIXELS.reference(crop)
 
 
 def l2_normalise(vector: np.ndarray) -> np.ndarray:
@@ -126,7 +130,7 @@ class FaceEmbedder:
         self.threshold = threshold
 
     def embed_crop(self, crop: np.ndarray) -> np.ndarray:
-        return l2_normalise(self.model.run(embedding_input(crop))[0])
+        return l2_normalise(run_image(self.model, crop, PIXELS)[0])
 
     def embed(self, frame: np.ndarray, face: Face) -> np.ndarray:
         return self.embed_crop(align_face(frame, face))

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_app.vision.preprocess import Letterbox, letterbox, square_crop
-from edge_app.vision.runtime import ModelError, TFLiteModel
+from edge_app.vision.runtime import ModelError, PixelInput, TFLiteModel
 
 KEYPOINT_NAMES: tuple[str, ...] = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -78,10 +78,22 @@ class Pose:
         return np.array([(k.x, k.y, k.score) for k in self.keypoints], dtype=np.float32)
 
 
+PIXELS = PixelInput(lambda rgb: rgb.astype(np.float32))  # float 0..255, RGB, channels last
+
+
 def prepare(
     frame: np.ndarray, box: tuple[float, float, float, float] | None = None
 ) -> tuple[np.ndarray, Letterbox]:
     """RGB uint8 frame -> model input [1, 192, 192, 3] float 0..255 and the frame mapping."""
+    pixels, mapping = square_pixels(frame, box)
+    return PIXELS.reference(pixels), mapping
+
+
+def square_pixels(
+    frame: np.ndarray, box: tuple[float, float, float, float] | None = None
+) -> tuple[np.ndarray, Letterbox]:
+    """RGB uint8 frame -> the 192x192 RGB uint8 square the model looks at (letterboxed frame or padded
+    person box) and the frame mapping."""
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an RGB frame (H, W, 3), got shape {frame.shape}")
     if box is None:
@@ -92,7 +104,7 @@ def prepare(
             raise ValueError(f"empty person box {box}")
         side = max(x2 - x1, y2 - y1) * BOX_MARGIN
         image, mapping = square_crop(frame, ((x1 + x2) / 2, (y1 + y2) / 2), side, INPUT_SIZE)
-    return image.astype(np.float32)[None], mapping
+    return image, mapping
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -145,8 +157,9 @@ class PoseEstimator:
 
     def estimate(self, frame: np.ndarray, box: tuple[float, float, float, float] | None = None) -> Pose:
         """Pose of the person in ``box`` (x1, y1, x2, y2 frame pixels), or of the central person."""
-        tensor, mapping = prepare(frame, box)
-        raw = self.estimate_raw(tensor)
+        pixels, mapping = square_pixels(frame, box)
+        outputs = self.model.run_pixels(pixels, PIXELS)
+        raw = decode(*(outputs[self._order[h]] for h in ("heatmap", "centre", "regress", "offset")))
         xy = mapping.to_frame(raw[:, :2])
         keypoints = tuple(Keypoint(n, float(p[0]), float(p[1]), float(s))
                           for n, p, s in zip(KEYPOINT_NAMES, xy, raw[:, 2], strict=True))

@@ -31,11 +31,23 @@ class Letterbox:
         return self.to_frame(np.asarray(boxes, dtype=np.float32).reshape(-1, 2, 2)).reshape(-1, 4)
 
 
+def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """``image`` resized to ``width`` x ``height``: halved by 2x2 averages while it is at least twice the
+    target, then bilinear. Close to an area average at a fraction of its cost (an area resize by a
+    non-integer factor took ~1.5 ms of a 640x480 frame on the detector's hot path; this takes ~0.2 ms)."""
+    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
+        h, w = image.shape[:2]
+        image = cv2.resize(image[: h - h % 2, : w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
 def letterbox(image: np.ndarray, size: int, pad_value: int = 0) -> tuple[np.ndarray, Letterbox]:
     """Scale ``image`` to fit a ``size`` x ``size`` square, keep its aspect ratio, pad the rest."""
     h, w = image.shape[:2]
     scale = size / max(h, w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    # an area average: the int8 pose model lost face keypoints on the cheaper resize (grace_hopper.jpg's
+    # nose 0.38 -> 0.31) and a letterbox is a small share of the loop
     resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     pad_y, pad_x = (size - nh) // 2, (size - nw) // 2
     out = np.full((size, size, image.shape[2]), pad_value, dtype=image.dtype)

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,34 @@ def _spec(detail: dict[str, Any]) -> TensorSpec:
     )
 
 
+@dataclass(frozen=True, eq=False)  # hashed by identity: each model module holds one
+class PixelInput:
+    """How a model takes an RGB uint8 image: channel order, layout and an elementwise ``normalise``.
+
+    ``normalise`` maps uint8 values (already in the model's channel order) to the floats the model was
+    trained on. :meth:`reference` is the plain float path (calibration, tests); :meth:`TFLiteModel.run_pixels`
+    gives the model the very same input through one lookup table per channel, straight to the input's
+    dtype, without float images in between.
+    """
+
+    normalise: Callable[[np.ndarray], np.ndarray]
+    bgr: bool = False
+    channels_first: bool = False
+
+    def reference(self, pixels: np.ndarray) -> np.ndarray:
+        """RGB uint8 (H, W, 3) -> float32 model input [1, ...] the slow, obvious way."""
+        x = np.asarray(self.normalise(pixels[..., ::-1] if self.bgr else pixels), dtype=np.float32)
+        return np.ascontiguousarray((x.transpose(2, 0, 1) if self.channels_first else x)[None])
+
+    def tables(self, spec: TensorSpec) -> np.ndarray:
+        """(256, 1, 3) table: RGB pixel value -> the input tensor's value for that channel (dtype of ``spec``)."""
+        ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None, None], 3, axis=2)
+        values = np.asarray(self.normalise(ramp), dtype=np.float32)  # model channel order
+        if self.bgr:
+            values = values[..., ::-1]  # back to the pixel's channel order
+        return np.ascontiguousarray(_to_tensor(spec, values, check_shape=False))
+
+
 class TFLiteModel:
     """A loaded TFLite model that takes and returns float32 arrays.
 
@@ -106,6 +134,7 @@ class TFLiteModel:
         self.outputs = [_spec(d) for d in self._interpreter.get_output_details()]
         self._input_index = [d["index"] for d in self._interpreter.get_input_details()]
         self._output_index = [d["index"] for d in self._interpreter.get_output_details()]
+        self._tables: dict[PixelInput, np.ndarray] = {}
         self._check_shapes("input", [s.shape for s in self.inputs], expect_inputs)
         self._check_shapes("output", sorted(s.shape for s in self.outputs), expect_outputs, sort=True)
 
@@ -140,22 +169,60 @@ class TFLiteModel:
             raise ModelError(f"{self.path} takes {len(self.inputs)} inputs, got {len(inputs)}")
         for index, spec, value in zip(self._input_index, self.inputs, inputs, strict=True):
             self._interpreter.set_tensor(index, _to_tensor(spec, value))
+        return self._invoke()
+
+    def run_pixels(self, pixels: np.ndarray, how: PixelInput) -> list[np.ndarray]:
+        """Run a one-input image model on RGB uint8 ``pixels``: the same input as ``run(how.reference(pixels))``,
+        made by per-channel lookup tables straight to the input's dtype (no float image on the way)."""
+        import cv2  # the device has it; importing here keeps this module light for config checks
+
+        spec = self.inputs[0]
+        table = self._tables.get(how)
+        if table is None:
+            table = self._tables[how] = how.tables(spec)
+        if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
+            raise ModelError(f"{self.path} takes an RGB uint8 image, got {pixels.dtype} {pixels.shape}")
+        mapped = cv2.LUT(pixels, table.view(np.uint8) if table.dtype == np.int8 else table)
+        if how.bgr:
+            mapped = mapped[..., ::-1]
+        if how.channels_first:
+            mapped = mapped.transpose(2, 0, 1)
+        tensor = np.ascontiguousarray(mapped[None])  # one copy, in the model's order and layout
+        if table.dtype == np.int8:
+            tensor = tensor.view(np.int8)
+        if tensor.shape != spec.shape:
+            raise ModelError(f"input {spec.name} expects shape {spec.shape}, got {tensor.shape}")
+        self._interpreter.set_tensor(self._input_index[0], tensor)
+        return self._invoke()
+
+    def _invoke(self) -> list[np.ndarray]:
         self._interpreter.invoke()
         result = []
         for index, spec in zip(self._output_index, self.outputs, strict=True):
             raw = self._interpreter.get_tensor(index)
-            if spec.quantized:
-                result.append((raw.astype(np.float32) - spec.zero_point) * spec.scale)
+            if spec.quantized:  # in place: one float array per output
+                values = raw.astype(np.float32)
+                values -= spec.zero_point
+                values *= spec.scale
+                result.append(values)
             else:
                 result.append(raw.astype(np.float32, copy=False))
         return result
 
 
-def _to_tensor(spec: TensorSpec, value: np.ndarray) -> np.ndarray:
-    if tuple(value.shape) != spec.shape:
+def _to_tensor(spec: TensorSpec, value: np.ndarray, check_shape: bool = True) -> np.ndarray:
+    if check_shape and tuple(value.shape) != spec.shape:
         raise ModelError(f"input {spec.name} expects shape {spec.shape}, got {tuple(value.shape)}")
     if spec.quantized:
         info = np.iinfo(spec.dtype)
         q = np.round(value / spec.scale + spec.zero_point)
         return np.clip(q, info.min, info.max).astype(spec.dtype)
     return value.astype(spec.dtype, copy=False)
+
+
+def run_image(model: Any, pixels: np.ndarray, how: PixelInput) -> list[np.ndarray]:
+    """``model.run_pixels`` for a TFLite model; the float reference input for any other runnable
+    (the converter's float graphs during calibration)."""
+    if isinstance(model, TFLiteModel):
+        return model.run_pixels(pixels, how)
+    return list(model.run(how.reference(pixels)))

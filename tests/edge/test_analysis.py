@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge_app.analysis import AnalysisConfig, Cadence, FrameAnalyzer, distinct_people
+from edge_app.rules.config import RulesConfig
 from edge_app.rules.observation import Observation
 from edge_app.vision.identity import enroll
 from edge_app.vision.models import VisionModels, load_models
@@ -66,7 +67,11 @@ def test_the_seated_candidate_calibrates_then_is_observed(models: VisionModels, 
     assert views and all(v.view_match > 0.9 and v.sharpness > 0.7 for v in views)
     identities = [o.identity for o in observations if o.identity is not None]
     assert identities and min(identities) >= 0.6
-    assert all(o.phones == () for o in measured)
+    # no phone at the phone rule's score; a sighting at the observation floor (evidence for the rule's
+    # window, far below its bar) may flicker on a frame or two
+    phone_score = RulesConfig.model_validate({}).phone.min_score
+    assert all(s.score < phone_score for o in measured for s in o.phones)
+    assert sum(bool(o.phones) for o in measured) <= 2
 
 
 def test_a_substitute_is_checked_at_once_and_does_not_match(models: VisionModels, scene, photo) -> None:  # type: ignore[no-untyped-def]

@@ -1,10 +1,11 @@
 """Edge figures: the analysis loop on a rendered scenario, in one run (`make bench`).
 
 Prints and writes ``build/bench/edge.json``: analysed frames per second, loop and per-stage ms p50/p99,
-peak memory (this process: models, loop and evidence ring), and loop efficiency = summed raw model time
-(``run()``: input quantisation, interpreter invoke, output dequantisation) / loop time. Each stage's total
-is split into its model time and the rest (pre- and post-processing, tracking, statistics), and the loop
-time outside every stage is shown too, so the figures say where the non-model time goes. The scenario
+peak memory (this process: models, loop and evidence ring), and loop efficiency = summed raw model
+time (the interpreter's invoke; input tables and output decoding count as the loop's own cost) / loop
+time. Each stage's total is split into its model time and the rest (pre- and post-processing, tracking,
+statistics), and the loop time outside every stage is shown too, so the figures say where the non-model
+time goes. The scenario
 is played as fast as the loop analyses it, every frame, so the figure is the loop's capacity; a live
 camera faster than that has frames dropped.
 """
@@ -46,7 +47,8 @@ STAGE_MODELS = {"detector": ("detector",), "crops": ("crops",), "pose": ("pose",
 
 
 class ModelClock:
-    """Bench-only instrumentation: every model's run() adds its wall time (ms) to ``spent``, by model. A
+    """Bench-only instrumentation: every model's interpreter invoke adds its wall time (ms) to ``spent``, by
+    model (the model proper: input lookup tables and output decoding count as the loop's own cost). A
     detector run counts as ``detector`` on the full frame under analysis (``frame``, when set) and as
     ``crops`` on anything else: a region of it, a turned crop."""
 
@@ -56,23 +58,23 @@ class ModelClock:
         self._crop = False  # a detector call on a crop is under way
         detect: Callable[..., Any] = models.detector.detect
 
-        def detect_watched(frame: np.ndarray, region: Any = None) -> Any:
+        def detect_watched(frame: np.ndarray, region: Any = None, thresholds: Any = None) -> Any:
             self._crop = region is not None or (self.frame is not None and frame is not self.frame)
             try:
-                return detect(frame, region)
+                return detect(frame, region, thresholds)
             finally:
                 self._crop = False
 
         models.detector.detect = detect_watched  # type: ignore[method-assign]
         for name in ("detector", "pose", "face_detector", "face_landmarks", "face_embedding"):
             model = getattr(models, name).model
-            model.run = self._timed(name, model.run)
+            model._invoke = self._timed(name, model._invoke)
 
     def _timed(self, name: str, run: Callable[..., list[np.ndarray]]) -> Callable[..., list[np.ndarray]]:
-        def timed(*inputs: np.ndarray) -> list[np.ndarray]:
+        def timed() -> list[np.ndarray]:
             begun = time.perf_counter()
             try:
-                return run(*inputs)
+                return run()
             finally:
                 key = "crops" if name == "detector" and self._crop else name
                 self.spent.setdefault(key, []).append((time.perf_counter() - begun) * 1000)

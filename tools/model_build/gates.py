@@ -38,7 +38,8 @@ def _gate_key(name: str, float_path: Path, int8_path: Path) -> str:
     digest = hashlib.sha256()
     for part in (sha256_file(float_path), sha256_file(int8_path), ",".join(available_runtimes())):
         digest.update(part.encode())
-    checking_code = [ROOT / "tools" / "model_build" / "parity" / f"{name}.py", Path(__file__)]
+    parity = ROOT / "tools" / "model_build" / "parity"
+    checking_code = [parity / "__init__.py", parity / f"{name}.py", Path(__file__)]  # the shared gates too
     for path in [*sorted((ROOT / "edge_app" / "vision").glob("*.py")), *checking_code]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:24]

@@ -84,7 +84,10 @@ def test_parity_gate_passes(models_dir: Path, photo: Photo) -> None:
     photos = {name: photo(name) for name in PEOPLE_PHOTOS + NO_PEOPLE_PHOTOS[:2]}
     result = parity.check(models_dir / "detector.float.tflite", models_dir / "detector.int8.tflite", photos)
     assert result.passed, result.failures
-    assert result.figures["people_float"] == result.figures["people_int8"] >= 13
+    assert result.figures["people_float"] >= 13
+    # the counts differ only by boxes at the threshold's edge (box_parity's band)
+    borderline = sum(len(p["borderline"]) for p in result.figures["photos"].values() if p["gated"])
+    assert abs(result.figures["people_float"] - result.figures["people_int8"]) <= borderline <= 2
     assert result.figures["min_iou"] >= parity.MIN_IOU
     assert parity.MANIFEST["labels"] == list(COCO_LABELS)
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from edge_app.vision.runtime import RUNTIMES, ModelError, TensorSpec, TFLiteModel, _to_tensor, available_runtimes
+from edge_app.vision import detector, face, identity, pose
+from edge_app.vision.runtime import (
+    RUNTIMES,
+    ModelError,
+    PixelInput,
+    TensorSpec,
+    TFLiteModel,
+    _to_tensor,
+    available_runtimes,
+)
+
+PIXEL_INPUTS = {"detector": detector.PIXELS, "pose": pose.PIXELS, "face_detector": face.DETECTOR_PIXELS,
+                "face_landmarks": face.LANDMARK_PIXELS, "face_embedding": identity.PIXELS}
 
 
 def test_runtimes_are_found_in_preference_order() -> None:
@@ -69,3 +82,47 @@ def test_every_installed_runtime_runs_the_int8_detector(models_dir: Path, runtim
     outputs = model.run(*[np.zeros(s.shape, np.float32) for s in model.inputs])
     assert all(o.dtype == np.float32 for o in outputs)
     assert [o.shape for o in outputs] == [s.shape for s in model.outputs]
+
+
+def _lookup(how: PixelInput, spec: TensorSpec, pixels: np.ndarray) -> np.ndarray:
+    """What ``run_pixels`` hands the interpreter, without one: the tables applied with numpy."""
+    table = how.tables(spec)[:, 0, :]  # (256, 3), pixel channel order
+    mapped = np.stack([table[pixels[..., c], c] for c in range(3)], axis=-1)
+    mapped = mapped[..., ::-1] if how.bgr else mapped
+    return (mapped.transpose(2, 0, 1) if how.channels_first else mapped)[None]
+
+
+@pytest.mark.parametrize("name", sorted(PIXEL_INPUTS))
+@pytest.mark.parametrize(
+    ("dtype", "scale", "zero_point"),
+    [(np.int8, 0.0187, -14), (np.int8, 0.9, 5), (np.uint8, 1 / 255, 0), (np.float32, 0.0, 0)],
+)
+def test_pixel_tables_give_the_reference_input_exactly(name: str, dtype: type, scale: float, zero_point: int) -> None:
+    how = PIXEL_INPUTS[name]
+    pixels = np.random.default_rng(7).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    pixels[0, :3] = [[0, 0, 0], [255, 255, 255], [0, 128, 255]]  # both ends and a channel order check
+    reference = how.reference(pixels)
+    spec = TensorSpec("x", reference.shape, np.dtype(dtype), scale, zero_point)
+    looked_up = _lookup(how, spec, pixels)
+    assert looked_up.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(looked_up, _to_tensor(spec, reference))
+
+
+@pytest.mark.parametrize("quant", ["int8", "float"])
+def test_run_pixels_matches_the_float_path_on_the_detector(
+    models_dir: Path, runtime: str, quant: str, photo: Callable[[str], np.ndarray]
+) -> None:
+    model = TFLiteModel(models_dir / f"detector.{quant}.tflite", threads=1, runtime=runtime)
+    pixels, _ = detector.stretch(photo("bus.jpg"))
+    fast = model.run_pixels(pixels, detector.PIXELS)
+    slow = model.run(detector.PIXELS.reference(pixels))
+    for a, b in zip(fast, slow, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_run_pixels_refuses_other_images(models_dir: Path) -> None:
+    model = TFLiteModel(models_dir / "detector.int8.tflite", threads=1)
+    with pytest.raises(ModelError, match="takes an RGB uint8 image"):
+        model.run_pixels(np.zeros((416, 416, 3), np.float32), detector.PIXELS)
+    with pytest.raises(ModelError, match=r"expects shape \(1, 3, 416, 416\)"):
+        model.run_pixels(np.zeros((100, 416, 3), np.uint8), detector.PIXELS)
