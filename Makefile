@@ -13,7 +13,7 @@ TFL_VENV := .venv-tflite
 TFL_STAMP := $(TFL_VENV)/.installed-$(shell sha256sum requirements-tflite-runtime.txt | cut -c1-16)
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup system converter models scenarios demo test bench eval lint clean
+.PHONY: help setup system converter models scenarios demo test bench scale eval faults fuzz lint clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,8 +61,18 @@ bench: models scenarios ## Model latency, memory, phone recall; the analysis loo
 	$(VPY) -m tools.bench.bridge
 	$(VPY) -m tools.bench.speech
 
+scale: setup ## 1,000 simulated units against 1 and 2 bridge workers on PostgreSQL: Mosquitto, then a 3-node NATS cluster (build/scale/*.json, docs/scale.md)
+	$(VPY) -m tools.scale --engine mosquitto --units 1000 --workers 1 2 --rate 0.2 0.5
+	$(VPY) -m tools.scale --engine nats --units 1000 --workers 1 2 --rate 0.2 0.5
+
 eval: models scenarios ## Run the edge pipeline on every scenario, score it against the truth (build/eval/scenarios.json)
 	$(VPY) -m tools.evaluate
+
+faults: setup ## Faults against the deployed stack (broker/bridge/unit killed, network cut, full disk, skewed clock, rogue unit): table in docs/reliability.md
+	$(VPY) -m tools.faults
+
+fuzz: setup ## Long fuzzing: MQTT payloads into ingest (hypothesis, 10,000 cases per store), the HTTP API from its OpenAPI description (schemathesis)
+	INVIGIL_FUZZ_LONG=1 $(VPY) -m pytest -q -p no:cacheprovider tests/bridge/test_dispatch_fuzz.py tests/bridge/test_web_api_fuzz.py
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -16,6 +16,8 @@ Commands:
                                                from the registry; restart Mosquitto to apply them
   key --config FILE                            the bridge's public key (PEM) that units verify commands with
   dead-letters --config FILE [--replay REASON] rejected messages by reason; handle those of REASON again
+  gaps --config FILE --device ID [--after N] [--limit N] [--json]
+                                               a unit's gaps: range, reason, events lost, flagged, filled
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     dead = command("dead-letters", "count rejected messages by reason, or handle those of one reason again")
     dead.add_argument("--replay", metavar="REASON", help="e.g. internal (after a fix) or unknown_device (after "
                       "registering it); commands are not sent from a replay")
+    gaps = command("gaps", "a unit's gaps: events lost on the way, or alerts it refused on a full disk")
+    gaps.add_argument("--device", required=True, metavar="ID")
+    gaps.add_argument("--after", type=int, default=0, metavar="N", help="only gaps with an id above N (a cursor)")
+    gaps.add_argument("--limit", type=int, default=100, metavar="N", help="at most N gaps (1-500)")
+    gaps.add_argument("--json", action="store_true", help="one JSON object per gap (as the HTTP API shows it)")
     return parser
 
 
@@ -149,6 +156,8 @@ def _registry(args: argparse.Namespace) -> int:
     config = load(args.config)
     if args.command == "dead-letters":
         return _dead_letters(config.database_url, args.replay)
+    if args.command == "gaps":
+        return _gaps(config.database_url, args)
     if args.command == "key":
         print(public_pem(load_or_create_key(config.key_file)), end="")
         return 0
@@ -167,6 +176,28 @@ def _registry(args: argparse.Namespace) -> int:
                 print(f"{d.device_id:<15} {d.status:<8} last seen {d.last_seen or 0:.0f}  events {d.last_seq}")
     finally:
         store.close()
+    return 0
+
+
+def _gaps(url: str, args: argparse.Namespace) -> int:
+    import json
+
+    from cloud_bridge.gaps import describe, device_gaps, device_known
+    from cloud_bridge.store import Store
+
+    store = Store(url)
+    try:
+        if not device_known(store, args.device):
+            print(f"error: no device {args.device} is registered", file=sys.stderr)
+            return 2
+        gaps = device_gaps(store, args.device, args.after, args.limit)
+    finally:
+        store.close()
+    for gap in gaps:
+        print(json.dumps(gap, sort_keys=True) if args.json else describe(gap))
+    if not args.json:
+        open_ = sum(gap["lost"] for gap in gaps)
+        print(f"{len(gaps)} gaps of {args.device}, {open_} events lost" if gaps else f"no gaps of {args.device}")
     return 0
 
 

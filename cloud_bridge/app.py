@@ -34,7 +34,8 @@ class Bridge:
                                        rules=config.rules)
         self.services.limits = {"upload": config.http.max_upload_bytes, "photo": config.http.max_photo_bytes}
         self.services.ingestor.dead_letters = DeadLetters(self.store, **config.dead_letters.model_dump())
-        self.consumers = [Consumer(config.mqtt, index, self.services.dispatcher.handle)
+        dispatcher = self.services.dispatcher
+        self.consumers = [Consumer(config.mqtt, index, dispatcher.handle, dispatcher.handle_batch)
                           for index in range(config.mqtt.workers)]
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

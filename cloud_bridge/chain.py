@@ -6,40 +6,82 @@ next event's ``h`` must match its hash) whenever either arrives, and a device's 
 watermark below which every event is stored. A hole above the watermark is a *gap* only when it has lasted
 ``gap_after`` seconds: then the first event after it is flagged ``gap`` and the watermark moves on, so each
 loss is reported once. Each gap is kept as a Gap record with its reason: ``missing`` for such a hole, or the
-reason a unit gave in an ``events_refused`` report for alerts it could not store (``disk_full``).
+reason a unit gave in an ``events_refused`` report for alerts it could not store (``disk_full``). A unit
+sends everything unreceipted again after a reconnect, so a flagged hole may fill after all: each of its
+events that arrives is counted into its gap (:func:`fill_gaps`), and once all have, the gap is marked filled
+(with when) and the event after it loses its ``gap`` flag, so flags stay only where data was really lost.
+Ingest checks a whole batch of events with one read of their stored neighbours; within a batch, the events
+before an event count as stored, so the outcome is the one-by-one outcome in the batch's order.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cloud_bridge.store.models import Device, EventRow, Gap
 from edge_app.protocol import Event, ProtocolError, chain_hash
 
+Known = dict[tuple[str, int], tuple[bytes, str]]  # (device, seq) -> (payload, h) of events stored or being stored
+WALK = 256  # sequence numbers read at a time while the watermark moves
+_events = EventRow.__table__.c
+WALK_FROM = (select(_events.seq).where(_events.device_id == bindparam("device"), _events.seq > bindparam("after"))
+             .order_by(_events.seq).limit(WALK))
+SAVE_DEVICE = (update(Device).where(Device.__table__.c.device_id == bindparam("device"))
+               .values(last_seq=bindparam("seq"), last_seen=bindparam("seen")))
 
-def is_redelivery(session: Session, event: Event, payload: bytes) -> bool:
-    """True when this event id is stored already with exactly these bytes (the unit sent it again: idempotent);
-    False when the id is new; ProtocolError ``reused_id`` when the id is stored with other content."""
-    stored = session.scalar(select(EventRow.payload).where(EventRow.event_id == event.event_id))
+
+def redelivery(stored: bytes | None, event: Event, payload: bytes) -> bool:
+    """True when ``stored`` (the bytes kept under the event's id) are exactly ``payload`` (the unit sent it again:
+    idempotent); False when nothing is stored under the id; ProtocolError ``reused_id`` for other content."""
     if stored is None:
         return False
-    if bytes(stored) != payload:
+    if stored != payload:
         raise ProtocolError("reused_id", f"event id {event.event_id} is stored already with other content")
     return True
 
 
-def neighbour_flag(session: Session, event: Event, payload: bytes) -> str | None:
+def is_redelivery(session: Session, event: Event, payload: bytes) -> bool:
+    """:func:`redelivery` against the store."""
+    stored = session.scalar(select(EventRow.payload).where(EventRow.event_id == event.event_id))
+    return redelivery(bytes(stored) if stored is not None else None, event, payload)
+
+
+def read_batch(session: Session, events: Iterable[Event]) -> tuple[dict[str, bytes], Known]:
+    """In one query for a whole batch: the bytes stored under each event's id (a redelivery, or a reused id),
+    and the stored events at each event's sequence number and one either side (its neighbours)."""
+    ids, wanted = set(), dict[str, set[int]]()
+    for event in events:
+        ids.add(event.event_id)
+        wanted.setdefault(event.device_id, set()).update((event.seq - 1, event.seq, event.seq + 1))
+    if not ids:
+        return {}, {}
+    table = EventRow.__table__.c  # Core columns: no ORM entities to build for a read of plain values
+    rows = session.connection().execute(
+        select(table.event_id, table.device_id, table.seq, table.payload, table.prev_hash).where(or_(
+            table.event_id.in_(ids), *(and_(table.device_id == device_id, table.seq.in_(sorted(seqs)))
+                                       for device_id, seqs in wanted.items()))))
+    payloads: dict[str, bytes] = {}
+    known: Known = {}
+    for event_id, device_id, seq, payload, prev_hash in rows:
+        payloads[event_id] = bytes(payload)
+        if seq in wanted.get(device_id, ()):
+            known.setdefault((device_id, seq), (bytes(payload), prev_hash))
+    return payloads, known
+
+
+def neighbour_flag(known: Known, event: Event, payload: bytes) -> str | None:
     """``replayed`` (this sequence number is stored already under another id), ``broken_chain`` (a neighbour's
-    hash does not match: altered history) or None."""
-    rows = session.execute(select(EventRow.seq, EventRow.payload, EventRow.prev_hash).where(
-        EventRow.device_id == event.device_id, EventRow.seq.in_((event.seq - 1, event.seq, event.seq + 1)))).all()
-    by_seq = {seq: (stored, prev_hash) for seq, stored, prev_hash in rows}
-    if event.seq in by_seq:
+    hash does not match: altered history) or None; ``known`` holds the neighbours (:func:`read_batch`)."""
+    here, before, after = ((event.device_id, event.seq + step) for step in (0, -1, 1))
+    if here in known:
         return "replayed"
-    if event.seq - 1 in by_seq and chain_hash(by_seq[event.seq - 1][0]) != event.prev_hash:
+    if before in known and chain_hash(known[before][0]) != event.prev_hash:
         return "broken_chain"
-    if event.seq + 1 in by_seq and by_seq[event.seq + 1][1] != chain_hash(payload):
+    if after in known and known[after][1] != chain_hash(payload):
         return "broken_chain"
     return None
 
@@ -53,16 +95,73 @@ def refused_gap(session: Session, event: Event, now: float) -> str:
     return event.refused_reason
 
 
-def advance(session: Session, device: Device, seq: int | None = None) -> None:
-    """Move the device's watermark over ``seq`` (an event being stored) and every stored event right above it."""
-    if seq is not None:
-        if seq != device.last_seq + 1:
-            return  # out of order: the watermark waits for the events below
-        device.last_seq = seq
-    with session.no_autoflush:
-        while session.scalar(select(EventRow.id).where(EventRow.device_id == device.device_id,
-                                                       EventRow.seq == device.last_seq + 1)) is not None:
+@dataclass
+class Locked:
+    """A device's row as a batch holds it locked: its key and its watermark (which the batch may move)."""
+
+    device_id: str
+    public_key: str
+    last_seq: int
+
+
+def lock_devices(session: Session, device_ids: Collection[str]) -> dict[str, Locked]:
+    """The rows of those of ``device_ids`` that are registered, locked for the transaction: ``FOR UPDATE`` in one
+    order on PostgreSQL (one device's events are checked by one transaction at a time); on SQLite the
+    transaction holds the database's write lock from its start already."""
+    table = Device.__table__.c
+    rows = session.connection().execute(select(table.device_id, table.public_key, table.last_seq).where(
+        table.device_id.in_(device_ids)).order_by(table.device_id).with_for_update())
+    return {device_id: Locked(device_id, public_key, last_seq) for device_id, public_key, last_seq in rows}
+
+
+def save_devices(session: Session, devices: Collection[Locked], seen_at: float) -> None:
+    """Save the watermarks of the devices a batch stored events of, seen at ``seen_at`` (one cached statement)."""
+    if devices:
+        session.connection().execute(SAVE_DEVICE, [{"device": d.device_id, "seq": d.last_seq, "seen": seen_at}
+                                                   for d in devices])
+
+
+def advance(session: Session, device_id: str, last_seq: int) -> int:
+    """The device's watermark moved from ``last_seq`` over every stored event right above it."""
+    while True:
+        seqs = session.connection().execute(WALK_FROM, {"device": device_id, "after": last_seq}).scalars().all()
+        for seq in seqs:
+            if seq > last_seq + 1:
+                return last_seq
+            last_seq = seq  # a replayed number comes twice: the second is no step
+        if len(seqs) < WALK:
+            return last_seq
+
+
+def advance_all(session: Session, devices: Collection[Locked], known: Known, read: dict[str, set[int]]) -> None:
+    """:func:`advance` for a batch's devices (events just stored included), each walked through ``known`` (its
+    stored events and their neighbours) first, without a read: when the walk stops before a number in ``read``
+    (those read into ``known`` per device, under the device's lock), that number is not stored. The others
+    go on in one query for all of them (``WALK`` numbers above each watermark at a time), not one each."""
+    walking = []
+    for device in devices:
+        while (device.device_id, device.last_seq + 1) in known:
             device.last_seq += 1
+        if device.last_seq + 1 not in read.get(device.device_id, ()):
+            walking.append(device)
+    table = EventRow.__table__.c
+    while walking:
+        rows = session.connection().execute(select(table.device_id, table.seq).where(or_(*(and_(
+            table.device_id == device.device_id, table.seq > device.last_seq, table.seq <= device.last_seq + WALK)
+            for device in walking))).order_by(table.device_id, table.seq)).all()
+        seqs: dict[str, list[int]] = {}
+        for device_id, seq in rows:
+            seqs.setdefault(device_id, []).append(seq)
+        again = []
+        for device in walking:
+            start = device.last_seq
+            for seq in seqs.get(device.device_id, []):
+                if seq > device.last_seq + 1:
+                    break
+                device.last_seq = seq  # a replayed number comes twice: the second is no step
+            if device.last_seq == start + WALK:  # the whole window was stored: read on
+                again.append(device)
+        walking = again
 
 
 def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str, int, int]]:
@@ -70,7 +169,7 @@ def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str,
     found = []
     devices = session.scalars(select(Device.device_id).join(
         EventRow, (EventRow.device_id == Device.device_id) & (EventRow.seq > Device.last_seq)).distinct()).all()
-    for device_id in devices:  # each device locked and read again: a worker may have moved it meanwhile
+    for device_id in sorted(devices):  # locked in the order batches lock them (no deadlock), and read again
         device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
         assert device is not None  # devices are never deleted
         first_after = session.scalar(select(func.min(EventRow.seq)).where(EventRow.device_id == device_id,
@@ -82,6 +181,31 @@ def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str,
         session.add(Gap(device_id=device_id, reason="missing", count=first_after - 1 - device.last_seq,
                         first_seq=device.last_seq + 1, last_seq=first_after - 1, event_id=row.event_id, found_at=now))
         row.flag = row.flag or "gap"
-        device.last_seq = first_after
-        advance(session, device)
+        device.last_seq = advance(session, device_id, first_after)
     return found
+
+
+def fill_gaps(session: Session, arrived: Collection[tuple[str, int]], now: float) -> list[Gap]:
+    """Count events that arrived below their device's watermark, ``arrived`` as (device, seq) and stored in this
+    transaction, into the flagged holes they fall in; a gap all of whose events are now stored is marked filled
+    ``now``, and its ``gap`` flag is taken off the event after it. The gaps filled."""
+    by_device: dict[str, set[int]] = {}
+    for device_id, seq in arrived:
+        by_device.setdefault(device_id, set()).add(seq)
+    filled = []
+    for device_id, seqs in sorted(by_device.items()):
+        gaps = session.scalars(select(Gap).where(
+            Gap.device_id == device_id, Gap.reason == "missing", Gap.filled_at.is_(None),
+            Gap.first_seq <= max(seqs), Gap.last_seq >= min(seqs))).all()
+        for gap in gaps:
+            assert gap.first_seq is not None and gap.last_seq is not None  # a missing gap has its numbers
+            if not any(gap.first_seq <= seq <= gap.last_seq for seq in seqs):
+                continue
+            gap.filled = session.scalar(select(func.count(func.distinct(EventRow.seq))).where(
+                EventRow.device_id == device_id, EventRow.seq.between(gap.first_seq, gap.last_seq))) or 0
+            if gap.filled >= gap.count:
+                gap.filled_at = now
+                session.execute(update(EventRow).where(EventRow.event_id == gap.event_id, EventRow.flag == "gap")
+                                .values(flag=None))
+                filled.append(gap)
+    return filled

@@ -1,22 +1,24 @@
 """The bridge's one root config (TOML), validated in full before anything starts.
 
 ``load(path)`` reads the file and applies ``INVIGIL_BRIDGE__<FIELD>`` (``__`` between levels) environment
-overrides, e.g. ``INVIGIL_BRIDGE__DATABASE_URL=postgresql+psycopg://...``; relative paths are relative to
-the file's folder. Errors name the file, the field and the reason.
+overrides, read as the field's type needs (edge_app/env_overrides.py, shared with the unit), e.g.
+``INVIGIL_BRIDGE__DATABASE_URL=postgresql+psycopg://...``; relative paths are relative to the file's folder.
+Errors name the file, the field and the reason.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from edge_app.env_overrides import OverrideError, apply_env
 from edge_app.protocol.commands import MAX_PHOTO_BYTES
 from edge_app.protocol.transport import BrokerConnection
+from edge_app.rules.config import override_problems
 
 ENV_PREFIX = "INVIGIL_BRIDGE__"
 
@@ -35,6 +37,12 @@ class MqttConfig(BrokerConnection):
     session_expiry: int = Field(86_400, ge=0, le=30 * 86_400,
                                 description="seconds the broker keeps a worker's session (and its queue) while "
                                 "it is away")
+    batch_max: int = Field(100, ge=1, le=1000, description="messages a consumer stores in one transaction at "
+                           "most (one commit, then their acknowledgements); the broker may send it twice as many "
+                           "before it acknowledges one")
+    batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="milliseconds a consumer waits after a batch's "
+                                 "first message for more before it stores the batch (0: only what has arrived); "
+                                 "an event's proctor alert may wait this long")
 
 
 class HttpConfig(BaseModel):
@@ -105,25 +113,16 @@ class BridgeConfig(BaseModel):
     dead_letters: DeadLetterConfig = Field(default_factory=DeadLetterConfig,  # type: ignore[arg-type]
                                            description="rejected messages: payload cap and sampling under flood")
     rules: dict[str, Any] = Field(default_factory=dict, description="rule overrides sent to every device at session "
-                                  "start (the device's rules section: preset, per-kind thresholds)")
+                                  "start (the device's rules section: preset, per-kind thresholds), checked as the "
+                                  "unit checks them")
 
-
-def _apply_env(data: dict[str, Any], environ: dict[str, str], source: str) -> dict[str, Any]:
-    merged = json.loads(json.dumps(data, default=str))
-    for name, raw in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX):
-            continue
-        try:
-            value: Any = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        path, holder = name[len(ENV_PREFIX):].lower().split("__"), merged
-        for key in path[:-1]:
-            holder = holder.setdefault(key, {})
-            if not isinstance(holder, dict):
-                raise ConfigError(f"{source}: {name}: {key} is not a section")
-        holder[path[-1]] = value
-    return merged
+    @field_validator("rules")
+    @classmethod
+    def _rules_a_unit_takes(cls, rules: dict[str, Any]) -> dict[str, Any]:
+        problems = override_problems(rules)
+        if problems:
+            raise ValueError("a unit would refuse these rules: " + "; ".join(problems))
+        return rules
 
 
 def _resolve(data: dict[str, Any], base: Path) -> None:
@@ -141,7 +140,10 @@ def _resolve(data: dict[str, Any], base: Path) -> None:
 
 def parse(data: dict[str, Any], source: str = "config", environ: dict[str, str] | None = None,
           base: Path | None = None) -> BridgeConfig:
-    merged = _apply_env(data, dict(os.environ) if environ is None else environ, source)
+    try:  # decoded by each field's type, as the unit's (edge_app/env_overrides.py)
+        merged = apply_env(BridgeConfig, data, os.environ if environ is None else environ, ENV_PREFIX)
+    except OverrideError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     if base is not None:
         _resolve(merged, base)
     try:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
 
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import DeadLetter, DeadLetterTally
@@ -33,6 +34,12 @@ def source_of(topic: str) -> str:
     return match.group(1) if match else "-"
 
 
+def _text(value: str, limit: int) -> str:
+    """``value`` cut to ``limit`` characters with NUL written ``\\x00``: a PostgreSQL text column refuses NUL,
+    and a message the database can never take would otherwise be retried for ever."""
+    return value[:limit].replace("\x00", "\\x00")
+
+
 class DeadLetters:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time, *, max_payload_bytes: int = 4096,
                  keep_per_second: float = 1.0, keep_burst: int = 100) -> None:
@@ -41,24 +48,27 @@ class DeadLetters:
         self._buckets: dict[str, tuple[float, float]] = {}  # source -> (tokens, when)
         self._lock = threading.Lock()
 
-    def add(self, topic: str, payload: bytes, reason: str, detail: str) -> bool:
-        """Count a rejected message and keep it unless its source is flooding; whether it was kept."""
+    def add(self, topic: str, payload: bytes, reason: str, detail: str, session: Session | None = None) -> bool:
+        """Count a rejected message and keep it unless its source is flooding; whether it was kept. In
+        ``session``'s transaction when given (a batch's), else in one of its own."""
+        if session is None:
+            with self.store.session() as own, own.begin():
+                return self.add(topic, payload, reason, detail, own)
         now, source = self.clock(), source_of(topic)
         keep = self._take(source, now)
         reason = reason[:24]
-        with self.store.session() as session, session.begin():
-            if keep:
-                session.add(DeadLetter(topic=topic[:1000], payload=payload[:self.max_payload_bytes], reason=reason,
-                                       detail=detail[:2000], received_at=now, size=len(payload),
-                                       sha256=hashlib.sha256(payload).hexdigest()))
-            dialect = session.get_bind().dialect.name
-            insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-            statement = insert(DeadLetterTally).values(source=source, reason=reason, count=1, kept=int(keep),
-                                                       bytes=len(payload), first_at=now, last_at=now)
-            session.execute(statement.on_conflict_do_update(
-                index_elements=["source", "reason"],
-                set_={"count": DeadLetterTally.count + 1, "kept": DeadLetterTally.kept + int(keep),
-                      "bytes": DeadLetterTally.bytes + len(payload), "last_at": now}))
+        if keep:
+            session.add(DeadLetter(topic=_text(topic, 1000), payload=payload[:self.max_payload_bytes], reason=reason,
+                                   detail=_text(detail, 2000), received_at=now, size=len(payload),
+                                   sha256=hashlib.sha256(payload).hexdigest()))
+        dialect = session.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert(DeadLetterTally).values(source=source, reason=reason, count=1, kept=int(keep),
+                                                   bytes=len(payload), first_at=now, last_at=now)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=["source", "reason"],
+            set_={"count": DeadLetterTally.count + 1, "kept": DeadLetterTally.kept + int(keep),
+                  "bytes": DeadLetterTally.bytes + len(payload), "last_at": now}))
         return keep
 
     def _take(self, source: str, now: float) -> bool:

@@ -1,7 +1,8 @@
 """Route each device message to its handler: events to ingest and the proctor feed, pairing requests to
-sessions (answered with commands), heartbeats and status to health. Anything unusable ends in the
-dead-letter table with a reason; the only exception raised is the database's own (DBAPIError: it is away
-or busy), for the consumer to keep the message and retry it."""
+sessions (answered with commands), heartbeats and status to health; a consumer's batch of messages has its
+events stored in one transaction. Anything unusable ends in the dead-letter table with a reason; the only
+exception raised is the database's own (DBAPIError: it is away or busy), for the consumer to keep the
+message and retry it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select
@@ -18,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cloud_bridge.health import Health
-from cloud_bridge.ingest import Ingestor
+from cloud_bridge.ingest import Ingestor, Outcome
 from cloud_bridge.outbox import BridgeOutbox, Payload
 from cloud_bridge.proctor import ProctorFeed
 from cloud_bridge.receipts import Receipts
@@ -100,12 +101,7 @@ class Dispatcher:
                 return self._dead(topic, payload, "bad_topic", f"not a device topic: {topic[:200]!r}")
             device_id, leaf = match.groups()
             if leaf == "event":
-                outcome = self.ingestor.handle(topic, payload, also=self.feed.record)  # one transaction
-                if outcome.extra is not None:
-                    self.feed.deliver(outcome.extra)
-                if self.receipts is not None and outcome.status in ("stored", "duplicate"):
-                    self.receipts.note(device_id)  # a duplicate too: the unit resent it, its receipt may be lost
-                return outcome.status if outcome.status != "dead_letter" else f"dead_letter:{outcome.reason}"
+                return self._ingested(device_id, self.ingestor.handle(topic, payload, also=self.feed.record_batch))
             if leaf == "status":
                 state = decode_status(payload)
                 if state is None:
@@ -128,6 +124,43 @@ class Dispatcher:
         except Exception as exc:  # one bad message never stops a consumer
             log.exception("message on %s failed", topic)
             return self._dead(topic, payload, "internal", f"{type(exc).__name__}: {exc}")
+
+    def handle_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[str | Exception]:
+        """Handle messages a consumer received together: every event in one ingest transaction (one commit),
+        the other messages each on its own and before the events (so a pairing reaches the events after it).
+        Each message's outcome as :meth:`handle` gives it, or the database error that kept it from being handled
+        (nothing of it was kept: the consumer tries it again)."""
+        results: list[str | Exception] = []
+        events: list[tuple[int, str]] = []  # message index, device
+        for index, (topic, payload) in enumerate(messages):
+            match = DEVICE_MESSAGE.fullmatch(topic)
+            if match is not None and match.group(2) == "event":
+                events.append((index, match.group(1)))
+                results.append("")  # set below
+                continue
+            try:
+                results.append(self.handle(topic, payload))
+            except DBAPIError as exc:
+                results.append(exc)
+        if not events:
+            return results
+        try:
+            outcomes = self.ingestor.handle_batch([messages[i] for i, _ in events], also=self.feed.record_batch)
+        except DBAPIError as exc:  # the database is away or busy: none of these events is stored
+            for index, _device in events:
+                results[index] = exc
+            return results
+        for (index, device_id), outcome in zip(events, outcomes, strict=True):
+            results[index] = self._ingested(device_id, outcome)
+        return results
+
+    def _ingested(self, device_id: str, outcome: Outcome) -> str:
+        """After the commit: wake the live pages for a proctor alert, note the receipt due; the short outcome."""
+        if outcome.extra is not None:
+            self.feed.deliver(outcome.extra)
+        if self.receipts is not None and outcome.status in ("stored", "duplicate"):
+            self.receipts.note(device_id)  # a duplicate too: the unit resent it, its receipt may be lost
+        return outcome.status if outcome.status != "dead_letter" else f"dead_letter:{outcome.reason}"
 
     def replay(self, reason: str, limit: int = 10_000) -> dict[str, int]:
         """Handle the dead letters kept for ``reason`` again (after a fix: ``internal``; after registering a

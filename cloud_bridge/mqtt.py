@@ -5,18 +5,26 @@ session expiry), so the broker queues device messages while the bridge restarts.
 ``$share/bridge/invigil/v1/dev/+/{event,pair,stats}``: the broker hands each message to one of them, so
 several workers (threads here, or processes on several hosts) share the load. Retained status messages are
 not delivered to shared subscriptions, so consumer 0 also holds a plain ``invigil/v1/dev/+/status``
-subscription. A message is acknowledged only once its handler has returned: a handler never raises for a
-bad payload (it dead-letters it), and when it raises because the database is away, the message stays
-unacknowledged and is retried with backoff on a timer; meanwhile the broker stops sending once the
-consumer's in-flight window is full, and a bridge that dies gets the message again when it reconnects.
+subscription.
+
+A consumer handles its messages in batches on a thread of its own: a batch closes at ``batch_max`` messages
+or ``batch_wait_ms`` after its first one, its events are stored in one transaction, and each message is
+acknowledged (PUBACK, manual acknowledgement) only once that has committed. Until then the broker counts it
+in flight (the consumer's receive maximum: two batches, so the next one arrives while this one commits) and
+sends it again to a bridge that dies or reconnects; ingest is idempotent, so a message stored just before a
+crash is a ``duplicate`` the second time. A handler never raises for a bad payload (it dead-letters it);
+a message it could not handle because the database is away stays unacknowledged and is retried on its own
+with backoff on a timer, while the rest of its batch is acknowledged.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -31,7 +39,10 @@ from edge_app.protocol.transport import new_client
 log = logging.getLogger(__name__)
 SHARED_LEAVES = ("event", "pair", "stats")
 RETRY_MIN, RETRY_MAX = 0.5, 30.0  # seconds between retries of a message whose handler could not finish
+STOP_SECONDS = 30.0  # a stopping consumer waits this long for the batch in hand to be stored and acknowledged
 Handler = Callable[[str, bytes], object]
+# a batch of (topic, payload) -> an outcome per message; an Exception for one the handler could not handle
+BatchHandler = Callable[[list[tuple[str, bytes]]], Sequence[object]]
 
 
 def subscriptions(index: int) -> list[str]:
@@ -39,36 +50,64 @@ def subscriptions(index: int) -> list[str]:
     return shared + ([f"{PREFIX}/dev/+/status"] if index == 0 else [])
 
 
-def _connect(client: mqtt.Client, config: MqttConfig, clean_start: bool) -> None:
+def receive_maximum(config: MqttConfig) -> int:
+    """Messages the broker may send a consumer before it acknowledges one: two batches (at least
+    Mosquitto's default of 20)."""
+    return min(65_535, max(20, 2 * config.batch_max))
+
+
+def _connect(client: mqtt.Client, config: MqttConfig, clean_start: bool, receive: int | None = None) -> None:
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = 0 if clean_start else config.session_expiry
+    if receive is not None:
+        properties.ReceiveMaximum = receive
     client.reconnect_delay_set(1, 10)
     client.connect_async(config.host, config.port, config.keepalive, clean_start=clean_start, properties=properties)
     client.loop_start()
 
 
-class Consumer:
-    """Consumer ``index`` of the bridge: hands every message to ``handler(topic, payload)``."""
+class Delivery(NamedTuple):
+    """A message as received: its packet id is valid only on the connection (counted) that delivered it."""
 
-    def __init__(self, config: MqttConfig, index: int, handler: Handler) -> None:
-        self.config, self.index, self.handler = config, index, handler
+    connection: int
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+
+
+class Consumer:
+    """Consumer ``index`` of the bridge: hands its messages to ``batch(messages)`` in batches, or one by one to
+    ``handler(topic, payload)`` (which also handles again what a batch could not)."""
+
+    def __init__(self, config: MqttConfig, index: int, handler: Handler, batch: BatchHandler | None = None) -> None:
+        self.config, self.index, self.handler, self.batch = config, index, handler, batch
         self.client_id = f"{config.client_prefix}-{index}"
         self.connected = threading.Event()
-        self.handled = 0
+        self.handled = 0  # messages acknowledged
+        self.batches = 0  # batches handled
+        self.retrying = 0  # messages waiting for a retry (the database was away)
         self.client = new_client(config, self.client_id)
         self.client.manual_ack_set(True)
-        self.retrying = 0  # messages waiting for a retry (the database was away)
         self._connection = 0  # counts connects: a packet id is only valid on the connection that delivered it
         self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._work, name=f"{self.client_id}-batches", daemon=True)
         self.client.on_connect, self.client.on_message, self.client.on_disconnect = (
             self._on_connect, self._on_message, self._on_disconnect)
         self.client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
-        _connect(self.client, self.config, clean_start=False)
+        self._worker.start()
+        _connect(self.client, self.config, clean_start=False, receive=receive_maximum(self.config))
 
     def stop(self) -> None:
+        """Finish the batch in hand (stored and acknowledged), leave the rest to the broker, disconnect."""
         self._stopped.set()
+        self._queue.put(None)
+        if self._worker.ident is not None:
+            self._worker.join(STOP_SECONDS)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -93,28 +132,79 @@ class Consumer:
         self.connected.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self._attempt((self._connection, message.mid), message.qos, message.topic, bytes(message.payload), 0)
+        self._queue.put(Delivery(self._connection, message.mid, message.qos, message.topic, bytes(message.payload)))
 
-    def _attempt(self, mid: tuple[int, int], qos: int, topic: str, payload: bytes, attempt: int) -> None:
+    def _work(self) -> None:
+        """The consumer's batch thread: collect a batch, handle it, acknowledge it; until stopped."""
+        wait = self.config.batch_wait_ms / 1000
+        while True:
+            first = self._queue.get()
+            if first is None or self._stopped.is_set():
+                return  # what is not handled stays unacknowledged: the broker sends it again
+            batch, deadline = [first], time.monotonic() + wait
+            while len(batch) < self.config.batch_max:
+                remaining = deadline - time.monotonic()
+                try:
+                    more = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    return
+                batch.append(more)
+            if self._stopped.is_set():
+                return
+            try:
+                self._handle(batch)
+            except Exception:  # never the end of the consumer: each message is tried again on its own
+                log.exception("bridge consumer %s: a batch of %d failed", self.client_id, len(batch))
+                for delivery in batch:
+                    self._retry(delivery, 0, "a failed batch")
+
+    def _handle(self, batch: list[Delivery]) -> None:
+        if self.batch is None:
+            for delivery in batch:
+                self._attempt(delivery, 0)
+            return
+        try:
+            results = list(self.batch([(delivery.topic, delivery.payload) for delivery in batch]))
+        except Exception as exc:  # the database is away: keep the messages, try each again later
+            results = [exc] * len(batch)
+        if len(results) != len(batch):
+            raise RuntimeError(f"the batch handler gave {len(results)} outcomes for {len(batch)} messages")
+        self.batches += 1
+        for delivery, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                self._retry(delivery, 0, type(result).__name__)
+            else:
+                self._ack(delivery)
+
+    def _attempt(self, delivery: Delivery, attempt: int) -> None:
         if attempt:
-            self.retrying -= 1
+            with self._lock:
+                self.retrying -= 1
         if self._stopped.is_set():
             return  # unacknowledged: the broker sends it again when this consumer's session resumes
         try:
-            self.handler(topic, payload)
+            self.handler(delivery.topic, delivery.payload)
         except Exception as exc:  # the database is away: keep the message, try again later
-            delay = min(RETRY_MAX, RETRY_MIN * 2 ** min(attempt, 10))
-            log.warning("bridge consumer %s: %s on %s; retrying in %.1f s", self.client_id, type(exc).__name__,
-                        topic, delay)
-            self.retrying += 1
-            timer = threading.Timer(delay, self._attempt, (mid, qos, topic, payload, attempt + 1))
-            timer.daemon = True
-            timer.start()
+            self._retry(delivery, attempt, type(exc).__name__)
             return
-        connection, packet_id = mid
-        if connection == self._connection:  # else the broker has sent it again on the new connection
-            self.client.ack(packet_id, qos)
-        self.handled += 1
+        self._ack(delivery)
+
+    def _retry(self, delivery: Delivery, attempt: int, why: str) -> None:
+        delay = min(RETRY_MAX, RETRY_MIN * 2 ** min(attempt, 10))
+        log.warning("bridge consumer %s: %s on %s; retrying in %.1f s", self.client_id, why, delivery.topic, delay)
+        with self._lock:
+            self.retrying += 1
+        timer = threading.Timer(delay, self._attempt, (delivery, attempt + 1))
+        timer.daemon = True
+        timer.start()
+
+    def _ack(self, delivery: Delivery) -> None:
+        if delivery.connection == self._connection:  # else the broker has sent it again on the new connection
+            self.client.ack(delivery.mid, delivery.qos)
+        with self._lock:
+            self.handled += 1
 
 
 class Publisher:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from paho.mqtt.enums import MQTTErrorCode
@@ -34,6 +34,16 @@ Payload = bytes | Callable[[int], bytes]  # the bytes, or built from the row's i
 PENDING, HOOKED = "invigil_outbox_pending", "invigil_outbox_hooked"  # Session.info keys
 DONE = object()  # an in-flight entry acknowledged on return
 CHUNK = 500  # ids per UPDATE ... IN (...)
+
+
+def _acknowledged(info: Any) -> bool:
+    """Whether the broker acknowledged a message. paho queues a QoS 1 message published while it is
+    disconnected (rc ``MQTT_ERR_NO_CONN``) and sends it after the reconnect, but ``is_published()`` raises for
+    it ever after; its PUBACK still sets the flag that method reads."""
+    try:
+        return bool(info.is_published())
+    except RuntimeError:
+        return bool(getattr(info, "_published", False))
 
 
 class BridgeOutbox:
@@ -55,12 +65,27 @@ class BridgeOutbox:
         session.flush()  # assigns the id
         if not isinstance(payload, bytes):
             row.payload = payload(row.id)
+        self._pending(session).append((row.id, topic, row.payload, qos, retain))
+        return row.id
+
+    def add_many(self, session: Session, messages: Sequence[tuple[str, bytes]], qos: int = 1,
+                 retain: bool = False) -> None:
+        """:meth:`add` for several messages at once (one insert): a batch's proctor alerts."""
+        now = self.clock()
+        rows = [OutboxMessage(topic=topic, payload=payload, qos=qos, retain=retain, created_at=now, sent_at=None)
+                for topic, payload in messages]
+        session.add_all(rows)
+        session.flush()  # assigns the ids
+        self._pending(session).extend((row.id, row.topic, row.payload, qos, retain) for row in rows)
+
+    def _pending(self, session: Session) -> list[tuple[int, str, bytes, int, bool]]:
+        """The session's rows to publish after its commit (dropped by a rollback)."""
         if not session.info.get(HOOKED):
             session.info[HOOKED] = True
             event.listen(session, "after_commit", self._after_commit)
             event.listen(session, "after_rollback", lambda s: s.info.pop(PENDING, None))
-        session.info.setdefault(PENDING, []).append((row.id, topic, row.payload, qos, retain))
-        return row.id
+        pending: list[tuple[int, str, bytes, int, bool]] = session.info.setdefault(PENDING, [])
+        return pending
 
     def pending(self) -> int:
         """Rows not yet acknowledged by the broker."""
@@ -100,7 +125,7 @@ class BridgeOutbox:
         acked: list[int] = []
         with self._lock:
             for row_id, (info, at) in list(self._inflight.items()):
-                if info is DONE or (info is not None and info.is_published()):
+                if info is DONE or (info is not None and _acknowledged(info)):
                     acked.append(row_id)
                     del self._inflight[row_id]
                 elif info is not None and now - at > self.resend_after:  # no PUBACK in a minute: publish again

@@ -67,17 +67,31 @@ class ProctorFeed:
         """Add the proctor alert of a device event being stored, if its device is paired, and its republish to
         the outbox, inside the event's own transaction (so an event is never stored without them); call
         :meth:`deliver` after the commit."""
-        active = session.scalar(select(ExamSession).where(ExamSession.device_id == event.device_id,
-                                                          ExamSession.state == "paired"))
-        if active is None:
-            return None
-        row = ProctorAlert(session_id=active.session_id, exam_id=active.exam_id, device_id=event.device_id,
-                           event_id=event.event_id, alert_id=event.alert_id or event.event_id, kind=event.kind,
-                           phase=event.phase, severity=event.severity, confidence=event.confidence,
-                           time_ms=event.time_ms, evidence=event.evidence, flag=flag, keyword=event.keyword,
-                           created_at=self.clock())
-        self._add(session, row, active.candidate_id)
-        return row, active.candidate_id
+        return self.record_batch(session, [(event, flag)])[0]
+
+    def record_batch(self, session: Session, stored: list[tuple[Event, str | None]]) -> list[Recorded | None]:
+        """:meth:`record` for a batch of events being stored (with their chain flags) in one transaction: one
+        read of their devices' sessions, one insert of the alerts and one of their outbox rows."""
+        table = ExamSession.__table__.c  # Core columns: the sessions' names, not their photos
+        active = {row.device_id: row for row in session.connection().execute(
+            select(table.device_id, table.session_id, table.exam_id, table.candidate_id).where(
+                table.device_id.in_({event.device_id for event, _flag in stored}), table.state == "paired"))}
+        recorded: list[Recorded | None] = []
+        for event, flag in stored:
+            paired = active.get(event.device_id)
+            recorded.append(None if paired is None else (ProctorAlert(
+                session_id=paired.session_id, exam_id=paired.exam_id, device_id=event.device_id,
+                event_id=event.event_id, alert_id=event.alert_id or event.event_id, kind=event.kind,
+                phase=event.phase, severity=event.severity, confidence=event.confidence, time_ms=event.time_ms,
+                evidence=event.evidence, flag=flag, keyword=event.keyword, created_at=self.clock()),
+                paired.candidate_id))
+        alerts = [item for item in recorded if item is not None]
+        if alerts:
+            session.add_all([row for row, _candidate in alerts])
+            session.flush()  # the alerts' ids, which their messages carry
+            self.outbox.add_many(session, [(proctor_topic(row.exam_id), encode_alert(alert_message(row, candidate)))
+                                           for row, candidate in alerts])
+        return recorded
 
     def _add(self, session: Session, row: ProctorAlert, candidate: str) -> None:
         session.add(row)

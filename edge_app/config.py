@@ -1,21 +1,22 @@
 """The camera unit's one root config (TOML), validated in full before anything starts.
 
 ``load(path)`` reads the file, applies ``INVIGIL_*`` environment overrides and resolves relative paths
-against the file's folder. Overrides name a field with double underscores between levels and take a
-JSON value or plain text: ``INVIGIL_DEVICE_ID=unit-7``, ``INVIGIL_RULES__PRESET=strict``,
-``INVIGIL_ANALYSIS__DETECTOR_HZ=3``. Errors name the file, the field and the reason.
+against the file's folder. Overrides name a field with double underscores between levels and are read as
+the field's type needs (edge_app/env_overrides.py): ``INVIGIL_DEVICE_ID=1234``, ``INVIGIL_RULES__PRESET=strict``,
+``INVIGIL_ANALYSIS__DETECTOR_HZ=3``, ``INVIGIL_AUDIO=null``. Errors name the file, the field and the reason.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from edge_app import env_overrides
 from edge_app.analysis_config import AnalysisConfig
 from edge_app.capture.config import AudioSourceConfig, FrameSourceConfig
 from edge_app.evidence.config import EvidenceConfig
@@ -77,28 +78,13 @@ class EdgeConfig(BaseModel):
             else self.data_dir / self.evidence.directory
 
 
-def _set(data: dict[str, Any], path: list[str], raw: str) -> None:
+def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``data`` with every ``INVIGIL_A__B=value`` set at ``a.b``; other ``INVIGIL_*`` variables (INVIGIL_CACHE
+    for the build tools, ...) are not config overrides."""
     try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    for key in path[:-1]:
-        nested = data.setdefault(key, {})
-        if not isinstance(nested, dict):
-            raise ConfigError(f"{ENV_PREFIX}{'__'.join(path).upper()}: {key} is not a section")
-        data = nested
-    data[path[-1]] = value
-
-
-def apply_env(data: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """``data`` with every ``INVIGIL_A__B=value`` set at ``a.b``."""
-    merged = json.loads(json.dumps(data, default=str))
-    for name, raw in sorted(environ.items()):
-        path = name[len(ENV_PREFIX):].lower().split("__")
-        # Other INVIGIL_* variables (INVIGIL_CACHE for the build tools, ...) are not config overrides.
-        if name.startswith(ENV_PREFIX) and path[0] in EdgeConfig.model_fields:
-            _set(merged, path, raw)
-    return merged
+        return env_overrides.apply_env(EdgeConfig, data, environ, ENV_PREFIX, skip_unknown=True)
+    except env_overrides.OverrideError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
@@ -121,7 +107,8 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     camera = data.get("camera")
     if isinstance(camera, dict) and camera.get("type") == "opencv" and isinstance(camera.get("uri"), str):
         uri = camera["uri"]
-        if "://" not in uri and not uri.isdigit() and not uri.startswith("/dev/") and not Path(uri).is_absolute():
+        index = uri.isascii() and uri.isdigit()  # a camera index ("²".isdigit() is true too)
+        if "://" not in uri and not index and not uri.startswith("/dev/") and not Path(uri).is_absolute():
             camera["uri"] = str(base / uri)
 
 
@@ -135,7 +122,10 @@ def format_errors(source: str, error: ValidationError) -> str:
 
 def parse(data: dict[str, Any], source: str = "config", environ: dict[str, str] | None = None,
           base: Path | None = None) -> EdgeConfig:
-    merged = apply_env(data, dict(os.environ) if environ is None else environ)
+    try:
+        merged = apply_env(data, os.environ if environ is None else environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     if base is not None:
         _resolve_paths(merged, base)
     try:

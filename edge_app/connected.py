@@ -40,7 +40,7 @@ from edge_app.pairing import QrPairingScanner, take_pair_code
 from edge_app.protocol import ProtocolError
 from edge_app.protocol.commands import encode_stats, open_signed, seal
 from edge_app.protocol.keys import load_or_create_key
-from edge_app.rules.config import RulesConfig
+from edge_app.rules.config import merged_rules
 
 log = logging.getLogger(__name__)
 TYPED_CODE_EVERY = 1.0  # seconds between looks for a typed pairing code
@@ -48,16 +48,6 @@ DRAIN_SECONDS = 5.0  # at stop, how long to wait for the outbox to empty while c
 PAIR_RESEND = 5.0  # seconds before the same code is sent again (the bridge answers once per request)
 MAX_FPS = 1000.0  # the protocol's bound for the heartbeat's fps
 MIN_FPS_SPAN = 0.1  # seconds a heartbeat's fps must span at least (the first frame right after start: none)
-
-
-def merged_rules(base: RulesConfig, override: dict[str, Any]) -> RulesConfig:
-    """``override`` (a rules section) over ``base``; a new preset replaces every kind it does not name."""
-    if "preset" in override:
-        return RulesConfig.model_validate(override)
-    merged = base.model_dump()
-    for key, value in override.items():
-        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
-    return RulesConfig.model_validate(merged)
 
 
 def read_temperature(path: Path = Path("/sys/class/thermal/thermal_zone0/temp")) -> float | None:

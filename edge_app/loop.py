@@ -232,7 +232,7 @@ class SessionRunner:
                 kept = self.evidence.snapshot(uid, transition.kind, frame.image, frame.t, transition.box)
                 evidence = {"sha256": kept.sha256, "path": str(kept.path), "bytes": kept.bytes,
                             "clip": str(kept.clip_path) if kept.clip_path else None}
-                self.evidence.enforce(time.time())
+                self.evidence.enforce()  # ages that hold when the clock is stepped (evidence.dating)
             except EvidenceError as exc:
                 log.warning("alert %s sent without evidence: %s", uid, exc)
         self.emit(alert_message(transition, uid, evidence))

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -82,6 +86,8 @@ class Store:
         self.engine = _engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._locked = sessionmaker(self.engine.execution_options(**{LOCK_FIRST: True}), expire_on_commit=False)
+        self._writers: AbstractContextManager[Any] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext())
 
     def session(self) -> Session:
         return self.sessions()
@@ -91,6 +97,14 @@ class Store:
         IMMEDIATE), so one read-check-write runs at a time; on PostgreSQL an ordinary session, where row locks
         (``with_for_update``) serialise what must be."""
         return self._locked()
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Session]:
+        """A :meth:`locked_session`'s transaction, committed at the end (rolled back on an error). On SQLite the
+        writers of this process also take turns on a lock of their own first: a writer waiting for SQLite's
+        lock would poll it with sleeps of up to 100 ms, while one waiting here starts as soon as it is free."""
+        with self._writers, self.locked_session() as session, session.begin():
+            yield session
 
     def close(self) -> None:
         self.engine.dispose()

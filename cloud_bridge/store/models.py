@@ -92,8 +92,9 @@ class DeadLetterTally(Base):
 
 
 class Gap(Base):
-    """Events a device sent that the bridge will never have: a hole in its sequence numbers that lasted
-    (``missing``), or alerts the unit itself could not store and reported (``disk_full``, ``store_error``)."""
+    """Events a device sent that the bridge may never have: a hole in its sequence numbers that lasted
+    (``missing``; filled when its events arrive after all), or alerts the unit itself could not store and
+    reported (``disk_full``, ``store_error``)."""
 
     __tablename__ = "gaps"
 
@@ -107,6 +108,10 @@ class Gap(Base):
     last_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     event_id: Mapped[str] = mapped_column(String(32))  # the event after the hole, or the unit's report
     found_at: Mapped[float] = mapped_column(Float)
+    # a hole's events that arrived after it was flagged (the unit sent them again after a reconnect), and when
+    # the last of them did: then nothing was lost (the event after the hole keeps no ``gap`` flag)
+    filled: Mapped[int] = mapped_column(BigInteger, default=0)
+    filled_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class ExamSession(Base):

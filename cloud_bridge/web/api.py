@@ -1,4 +1,5 @@
-"""The HTTP API of the PC exam client (sessions, pairing QR) and the devices' evidence uploads."""
+"""The HTTP API of the PC exam client (sessions, pairing QR), the devices' evidence uploads and the gaps in
+a device's events."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request, url_for
 from sqlalchemy import select
 
+from cloud_bridge.gaps import MAX_PAGE, PAGE, device_exams, device_gaps, device_known
 from cloud_bridge.sessions import SessionError, SessionView
 from cloud_bridge.store.models import EventRow, Evidence
 from cloud_bridge.web import services
 from cloud_bridge.web.auth import grant, require, require_exam
 from edge_app.protocol import DEVICE_ID, b64
+from edge_app.rules.config import override_problems
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -59,6 +62,10 @@ def create_session() -> Any:
     rules = body.get("rules")
     if rules is not None and not isinstance(rules, dict):
         return bad_request("invalid", "rules must be an object (the device's rules section)")
+    if rules:  # checked as the unit checks them, with the bridge's own rules under them as they will be sent
+        problems = override_problems({**services().dispatcher.rules, **rules})
+        if problems:
+            return bad_request("invalid", "rules the unit would refuse: " + "; ".join(problems)[:1000])
     try:
         view = services().sessions.create(body.get("exam_id"), body.get("candidate_id"), photo,  # type: ignore[arg-type]
                                           json.dumps(rules) if rules else None)
@@ -129,3 +136,22 @@ def upload_evidence() -> Any:
                              uploaded_at=time.time()))
     services().feed.notify()
     return jsonify(digest=digest, stored=True), 201
+
+
+@api.get("/devices/<device_id>/gaps")
+@require("client", "proctor")
+def list_gaps(device_id: str) -> Any:
+    """The device's gaps after the cursor ``after`` (a gap id), oldest first; a proctor token must cover an exam
+    the device has served in."""
+    after, limit = request.args.get("after", "0"), request.args.get("limit", str(PAGE))
+    if not (after.isascii() and after.isdigit() and len(after) <= 18):
+        return bad_request("invalid", "after must be a gap id (digits)")
+    if not (limit.isascii() and limit.isdigit() and len(limit) <= 4 and 1 <= int(limit) <= MAX_PAGE):
+        return bad_request("invalid", f"limit must be 1 to {MAX_PAGE}")
+    store = services().store
+    if grant().role == "proctor" and not any(map(grant().sees, device_exams(store, device_id))):
+        abort(403, f"this token covers no exam device {device_id} has served in")
+    if not DEVICE_ID.fullmatch(device_id) or not device_known(store, device_id):
+        abort(404, f"no device {device_id}")
+    gaps = device_gaps(store, device_id, int(after), int(limit))
+    return jsonify(gaps=gaps, cursor=gaps[-1]["id"] if gaps else int(after))

@@ -41,7 +41,7 @@ class OpenCVSourceConfig(BaseModel):
             value = value.strip()
             if not value:
                 raise ValueError("uri is empty: expected a camera index, a stream URL or a video file path")
-            if value.isdigit():
+            if value.isascii() and value.isdigit():  # "²".isdigit() is true too
                 return int(value)
         elif value < 0:
             raise ValueError(f"uri {value}: a camera index must be 0 or more")

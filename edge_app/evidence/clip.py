@@ -29,6 +29,7 @@ class PendingClip:
     end: float
     mtime: float  # wall time the alert's snapshot was stamped with
     frames: list[JpegFrame] = field(default_factory=list)
+    dated: float | None = None  # the monotonic time that wall time stood for (None: a caller's own date)
 
     def add(self, frame: JpegFrame) -> None:
         if self.start <= frame.t <= self.end and (not self.frames or frame.t > self.frames[-1].t):

@@ -2,8 +2,9 @@
 
 ``push`` every frame (thinned to ``ring_fps``, JPEG in RAM), ``snapshot`` when an alert starts (JPEG
 on disk now, clip scheduled), ``enforce`` periodically and after each snapshot, ``flush`` at shutdown.
-Capture times ``t`` are seconds on the caller's capture clock; wall times (file dates, mtimes,
-retention) are passed in as ``now_wall``. Call it from one thread.
+Capture times ``t`` are seconds on the caller's capture clock; file dates come from the recorder's
+:class:`~edge_app.evidence.dating.EvidenceClock` (ages that hold when the clock is stepped), or from
+``now_wall`` where a caller passes it. Call it from one thread.
 
 With ``background=True`` the loop thread only admits a frame (thinning: tens of microseconds); a worker
 thread JPEG-encodes it into the ring and feeds waiting clips, and another writes clips. Memory stays
@@ -23,7 +24,6 @@ import logging
 import math
 import queue
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ import numpy as np
 
 from edge_app.evidence.clip import PendingClip, write_clip
 from edge_app.evidence.config import EvidenceConfig
+from edge_app.evidence.dating import EvidenceClock
 from edge_app.evidence.errors import EvidenceError
 from edge_app.evidence.jpeg import check_rgb, encode_jpeg, fit_bgr
 from edge_app.evidence.ring import FrameRing
@@ -64,11 +65,13 @@ class Evidence:
 class EvidenceRecorder:
     """Frame ring, snapshots, clips, quota and retention for one evidence directory."""
 
-    def __init__(self, config: EvidenceConfig, directory: Path, background: bool = False) -> None:
+    def __init__(self, config: EvidenceConfig, directory: Path, background: bool = False,
+                 clock: EvidenceClock | None = None) -> None:
         """``background``: encode ring frames and write clips on worker threads, so the analysis loop never
         waits for the JPEG encoder or the SD card (a clip takes a quarter of a second on x86, longer on a Pi)."""
         self.config = config
         self.directory = directory
+        self.clock = clock or EvidenceClock()
         self.ring = FrameRing(
             config.ring_seconds, config.ring_max_frames, config.ring_fps, config.snapshot_max_side, config.jpeg_quality
         )
@@ -126,7 +129,7 @@ class EvidenceRecorder:
     ) -> Evidence:
         """Write ``<directory>/<YYYYMMDD>/<alert_id>.jpg`` of the RGB frame at ``t``, with ``box`` drawn if given.
 
-        ``now_wall`` (epoch seconds; default: the system clock) dates the file. Schedules the clip from
+        ``now_wall`` (epoch seconds; default: the recorder's clock) dates the file. Schedules the clip from
         ``t - pre_seconds`` to ``t + post_seconds`` when clips are on. Raises :class:`EvidenceError` (and
         leaves no file behind) when evidence is off, the input is bad, the id was used, or the disk fails.
         """
@@ -134,7 +137,7 @@ class EvidenceRecorder:
             raise EvidenceError("evidence is disabled (evidence.enabled = false)")
         check_alert_id(alert_id)
         check_rgb(image, f"snapshot image of alert {alert_id}")
-        wall = time.time() if now_wall is None else now_wall
+        wall, dated = self.clock.now() if now_wall is None else (now_wall, None)
         path = evidence_path(self.directory, alert_id, ".jpg", wall)
         clip_path = path.with_suffix(".avi")
         if path.exists() or clip_path.exists() or alert_id in self.pending:
@@ -146,7 +149,9 @@ class EvidenceRecorder:
             draw_box(bgr, box, scale, kind, alert_id)
         data = encode_jpeg(bgr, self.config.jpeg_quality)
         write_bytes_atomic(path, data, wall)
-        scheduled = self._schedule_clip(alert_id, clip_path, t, wall) if self.config.clip else None
+        if dated is not None:
+            self.clock.wrote(path, dated)
+        scheduled = self._schedule_clip(alert_id, clip_path, t, wall, dated) if self.config.clip else None
         return Evidence(alert_id, path, hashlib.sha256(data).hexdigest(), len(data), scheduled)
 
     def flush(self, t: float) -> None:
@@ -160,15 +165,25 @@ class EvidenceRecorder:
             clip.frames = [f for f in clip.frames if f.t <= t]
             self._write_clip(clip)
 
-    def enforce(self, now_wall: float) -> int:
-        """Delete leftover temp files, evidence older than ``retention_days``, then the oldest until under quota.
+    def enforce(self, now_wall: float | None = None) -> int:
+        """Delete abandoned temp files, evidence older than ``retention_days``, then the oldest until under quota.
 
-        Returns how many files were removed; file-system trouble is logged, never raised.
+        Ages come from the recorder's clock (they hold when the wall clock is stepped), or from ``now_wall``
+        and the files' dates where given. Returns how many files were removed; file-system trouble is logged,
+        never raised.
         """
-        return enforce(self.directory, now_wall, self.config.retention_days * 86400.0, self.config.quota_mb * 1e6)
+        retention, quota = self.config.retention_days * 86400.0, self.config.quota_mb * 1e6
+        if now_wall is not None:
+            return enforce(self.directory, now_wall, retention, quota)
+        now = self.clock.now()
+        removed = enforce(self.directory, now[0], retention, quota,
+                          lambda f: self.clock.age(f.path, f.mtime, now))
+        self.clock.forget_missing()
+        return removed
 
-    def _schedule_clip(self, alert_id: str, path: Path, t: float, wall: float) -> Path | None:
-        clip = PendingClip(alert_id, path, t - self.config.pre_seconds, t + self.config.post_seconds, wall)
+    def _schedule_clip(self, alert_id: str, path: Path, t: float, wall: float, dated: float | None) -> Path | None:
+        clip = PendingClip(alert_id, path, t - self.config.pre_seconds, t + self.config.post_seconds, wall,
+                           dated=dated)
         with self._lock:  # frames still queued for the encoder join the clip as they are encoded
             if len(self.pending) >= MAX_PENDING_CLIPS:
                 log.warning("evidence: %d clips waiting; alert %s gets a snapshot only", len(self.pending), alert_id)
@@ -244,6 +259,8 @@ class EvidenceRecorder:
             return
         try:
             write_clip(clip.path, clip.frames, self.config.ring_fps, self.config.jpeg_quality, clip.mtime)
+            if clip.dated is not None:
+                self.clock.wrote(clip.path, clip.dated)
             self.clips_written += 1
         except EvidenceError as exc:
             log.warning("evidence: clip of alert %s not kept: %s", clip.alert_id, exc)

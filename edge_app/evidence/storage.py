@@ -2,8 +2,10 @@
 
 Layout: ``<directory>/<YYYYMMDD>/<alert_id>.jpg`` and ``.avi`` (UTC date). A file is written under a
 hidden temp name in the same folder, fsynced, then renamed over its final name, so a power cut leaves
-either the whole file or none; leftover temp files are removed by :func:`enforce`. Only names of that
-layout are ever deleted, so a misconfigured directory cannot lose anyone else's files.
+either the whole file or none; leftover temp files (of a process that ended, or of this one that is not
+writing them now: :func:`edge_app.atomic.abandoned`) are removed by :func:`enforce`, never a clip still being
+written. Only names of that layout are ever deleted, so a misconfigured directory cannot lose anyone
+else's files. Ages for retention hold when the clock is stepped (:mod:`edge_app.evidence.dating`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from edge_app import atomic
-from edge_app.atomic import is_temp
+from edge_app.atomic import abandoned, is_temp
+from edge_app.evidence.dating import FLOOR, wall_age
 from edge_app.evidence.errors import EvidenceError
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,17 @@ def _remove(path: Path) -> bool:
         return False
 
 
+def _redate(f: StoredFile, mtime: float) -> StoredFile:
+    """``f`` dated ``mtime`` (a file whose date could not be believed: retention counts from now)."""
+    try:
+        os.utime(f.path, (mtime, mtime))
+    except OSError as exc:
+        log.warning("evidence: cannot re-date %s: %s", f.path, exc.strerror or exc)
+        return f
+    log.info("evidence: %s was dated %.0f, which cannot be right; dated now", f.path, f.mtime)
+    return StoredFile(f.path, f.size, mtime)
+
+
 def scan(directory: Path) -> tuple[list[StoredFile], list[Path]]:
     """Evidence files under ``directory`` and leftover temp files; other names are ignored."""
     files: list[StoredFile] = []
@@ -110,21 +124,31 @@ def scan(directory: Path) -> tuple[list[StoredFile], list[Path]]:
     return files, temps
 
 
-def enforce(directory: Path, now_wall: float, retention_seconds: float, quota_bytes: float) -> int:
-    """Delete leftover temp files, files older than the retention, then the oldest until under quota.
+Age = Callable[[StoredFile], float | None]  # seconds since a file was written; None: cannot be told
 
-    Returns how many files were removed. Never raises for file-system trouble: it logs and goes on.
+
+def enforce(directory: Path, now_wall: float, retention_seconds: float, quota_bytes: float,
+            age: Age | None = None) -> int:
+    """Delete abandoned temp files, files older than the retention, then the oldest until under quota.
+
+    ``age`` (default: by the wall clock, :func:`edge_app.evidence.dating.wall_age`) tells a file's age; a
+    file whose age cannot be told is kept and, once the clock is set, dated ``now_wall``. Returns how many
+    files were removed. Never raises for file-system trouble: it logs and goes on.
     """
     files, temps = scan(directory)
-    removed = sum(_remove(t) for t in temps)
+    removed = sum(_remove(t) for t in temps if abandoned(t))
+    aged = age or (lambda f: wall_age(now_wall, f.mtime))
     kept: list[StoredFile] = []
     for f in sorted(files, key=lambda f: f.order):
-        if now_wall - f.mtime > retention_seconds:
+        seconds = aged(f)
+        if seconds is not None and seconds > retention_seconds:
             removed += _remove(f.path)
-        else:
-            kept.append(f)
+            continue
+        if seconds is None and now_wall >= FLOOR:
+            f = _redate(f, now_wall)
+        kept.append(f)
     total = sum(f.size for f in kept)
-    for f in kept:
+    for f in sorted(kept, key=lambda f: f.order):
         if total <= quota_bytes:
             break
         if _remove(f.path):

@@ -5,6 +5,8 @@ The sequence number and the hash chain live in the same file and advance in the 
 event, so a power cut can never leave a gap or a fork in the chain. Rows are deleted by ``receipt``, when
 the bridge's signed receipt says it has stored every event up to a sequence number (end to end: a broker
 can acknowledge and still lose a message), or by ``ack`` for a link run without receipts (no bridge).
+Events refused while the disk is full are counted in a file reserved for that (``<outbox>.refused``,
+edge_app/link/refusals.py), so the signed report of them survives a restart before space returns.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from edge_app.link.refusals import RefusalLog
+from edge_app.link.refusals import Refused as Refused
 from edge_app.protocol import chain_hash
 
 SCHEMA = """
@@ -34,34 +37,17 @@ CREATE TABLE IF NOT EXISTS chain (
 );
 INSERT OR IGNORE INTO chain (id, last_seq, last_hash) VALUES (1, 0, '');
 """
+# the number of the last refusal record reported (edge_app/link/refusals.py); made by the first report, so an
+# older outbox opens on a full disk without writing
+REPORTED = "CREATE TABLE IF NOT EXISTS refusals (id INTEGER PRIMARY KEY CHECK (id = 1), reported INTEGER NOT NULL)"
 
 # Builds the signed payload of event number ``seq`` whose previous-event hash is ``prev_hash``:
 # returns (event_id, topic, payload).
 MakeEvent = Callable[[int, str], tuple[str, str, bytes]]
 
 
-@dataclass(frozen=True)
-class Refused:
-    """Events the outbox could not store: how many, the first and last time (s since 1970), and why."""
-
-    count: int
-    first: float
-    last: float
-    reason: str  # disk_full or store_error (edge_app.protocol.REFUSAL_REASONS)
-
-
 # Builds the event that reports ``Refused`` as event number ``seq`` (as MakeEvent does).
 MakeReport = Callable[[int, str, Refused], tuple[str, str, bytes]]
-
-
-class _Refusals:
-    current: Refused | None = None
-
-    def add(self, when: float, reason: str) -> Refused:
-        was = self.current
-        self.current = Refused(1, when, when, reason) if was is None else Refused(
-            was.count + 1, was.first, when, was.reason if was.reason == reason else "store_error")
-        return self.current
 
 
 def _refusal_reason(exc: sqlite3.DatabaseError) -> str:
@@ -77,15 +63,17 @@ class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.RLock()
-        self._refused = _Refusals()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            marked = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'refusals'").fetchone()
+            reported = self._db.execute("SELECT reported FROM refusals").fetchone() if marked else None
         except (sqlite3.DatabaseError, OSError) as exc:
             raise OutboxError(f"outbox {path}: cannot open: {exc}") from None
+        self._refused = RefusalLog(path.with_name(path.name + ".refused"), int(reported[0]) if reported else 0)
 
     def accept(self, make: MakeEvent, now: float | None = None) -> tuple[str, int, bytes]:
         """Number, chain, sign and store one event atomically; returns (event_id, seq, payload). When the file
@@ -101,7 +89,8 @@ class Outbox:
                                   f"({refused.count} refused since {time.ctime(refused.first)}): {exc}") from None
 
     def refused(self) -> Refused | None:
-        """Events refused since the last report (counted in memory: the file could take nothing)."""
+        """Events refused since the last report (kept in a file reserved for them: the outbox could take nothing;
+        a restart keeps them)."""
         with self._lock:
             return self._refused.current
 
@@ -113,14 +102,16 @@ class Outbox:
             if refused is None:
                 return None
             try:
-                accepted = self._store(lambda seq, prev: make(seq, prev, refused), time.time() if now is None else now)
+                accepted = self._store(lambda seq, prev: make(seq, prev, refused), time.time() if now is None else now,
+                                       self._refused.number)
             except sqlite3.DatabaseError as exc:
                 raise OutboxError(f"outbox {self.path}: still cannot store ({exc}): {refused.count} refused "
                                   "events not reported yet") from None
-            self._refused.current = None
+            self._refused.reported()
             return accepted
 
-    def _store(self, make: MakeEvent, when: float) -> tuple[str, int, bytes]:
+    def _store(self, make: MakeEvent, when: float, reported: int | None = None) -> tuple[str, int, bytes]:
+        """Store one event; with ``reported``, record that refusal record as reported in the same transaction."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             last_seq, last_hash = self._db.execute("SELECT last_seq, last_hash FROM chain").fetchone()
@@ -128,6 +119,9 @@ class Outbox:
             event_id, topic, payload = make(seq, last_hash)
             self._db.execute("INSERT INTO events VALUES (?, ?, ?, ?, ?)", (event_id, seq, topic, payload, when))
             self._db.execute("UPDATE chain SET last_seq = ?, last_hash = ?", (seq, chain_hash(payload)))
+            if reported is not None:
+                self._db.execute(REPORTED)
+                self._db.execute("INSERT OR REPLACE INTO refusals (id, reported) VALUES (1, ?)", (reported,))
             self._db.execute("COMMIT")
         except BaseException:
             # SQLite ends the transaction itself on some errors (a full disk): a ROLLBACK then fails with "cannot
@@ -182,3 +176,4 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            self._refused.close()

@@ -4,7 +4,9 @@ The bridge accepts a snapshot only once a stored event of this unit carries its 
 then), so the uploader retries with backoff; 200/201 removes the row; another 4xx drops it with a warning
 (it will never be accepted); a missing file is dropped too. Server errors and an unreachable bridge are
 retried. The queue is a SQLite file, so it survives a restart. The snapshot file stays under the evidence
-quota either way.
+quota either way. Retries are timed on the monotonic clock (a Pi without a real-time clock steps its wall
+clock at boot: a retry due "in a year" would never come); a restart makes every queued snapshot due at once,
+since the last run's monotonic times mean nothing to this one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -26,14 +29,16 @@ RETRY_MIN, RETRY_MAX = 1.0, 60.0
 class EvidenceUploader:
     """POSTs queued snapshots to ``<base_url>/api/v1/evidence`` from one thread, between start() and stop()."""
 
-    def __init__(self, db_path: Path, base_url: str, device_id: str) -> None:
-        self.url, self.device_id = base_url.rstrip("/") + "/api/v1/evidence", device_id
+    def __init__(self, db_path: Path, base_url: str, device_id: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.url, self.device_id, self.clock = base_url.rstrip("/") + "/api/v1/evidence", device_id, clock
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("CREATE TABLE IF NOT EXISTS uploads (path TEXT PRIMARY KEY, tries INTEGER NOT NULL DEFAULT 0,"
                         " due REAL NOT NULL DEFAULT 0)")
+        self.db.execute("UPDATE uploads SET due = 0")  # due times (monotonic) of an earlier run: all due now
         self._lock = threading.Lock()
         self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
@@ -79,7 +84,7 @@ class EvidenceUploader:
                     if self._closed:
                         return
                     rows = self.db.execute("SELECT path, tries FROM uploads WHERE due <= ? ORDER BY due LIMIT 20",
-                                           (time.time(),)).fetchall()
+                                           (self.clock(),)).fetchall()
                 for path, tries in rows:
                     if self._stop.is_set():
                         return
@@ -122,4 +127,4 @@ class EvidenceUploader:
             if self._closed:
                 return
             self.db.execute("UPDATE uploads SET tries = tries + 1, due = ? WHERE path = ?",
-                            (time.time() + delay, str(path)))
+                            (self.clock() + delay, str(path)))

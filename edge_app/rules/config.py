@@ -13,9 +13,10 @@ Each kind is validated in full after the merge, so an error names the field (``r
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge_app.protocol import MAX_KEYWORD
 from edge_app.rules.debounce import Timing
@@ -200,3 +201,27 @@ class RulesConfig(BaseModel):
     def rule(self, kind: str) -> AlertRule:
         rule: AlertRule = getattr(self, kind)
         return rule
+
+
+def merged_rules(base: RulesConfig, override: Mapping[str, Any]) -> RulesConfig:
+    """``override`` (a rules section, as ``session_start`` and ``thresholds`` carry it) over ``base``; a new
+    preset replaces every kind it does not name. ValidationError (a ValueError) naming each bad field."""
+    if "preset" in override:
+        return RulesConfig.model_validate(dict(override))
+    merged = base.model_dump()
+    for key, value in override.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    return RulesConfig.model_validate(merged)
+
+
+def override_problems(override: Any) -> list[str]:
+    """Why a unit would refuse ``override`` as a rules section (``field: reason`` each); none when it would
+    take it. Checked over the standard rules: every field is checked on its own, so an override good over
+    them is good over any unit's rules."""
+    if not isinstance(override, Mapping):
+        return ["rules must be an object (the unit's rules section)"]
+    try:
+        merged_rules(RulesConfig.model_validate({}), override)
+    except ValidationError as exc:
+        return [f"{'.'.join(str(p) for p in e['loc']) or '(rules)'}: {e['msg']}" for e in exc.errors()]
+    return []

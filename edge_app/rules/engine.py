@@ -1,7 +1,8 @@
 """The rules engine: (observation, state) -> (alert transitions, state). Pure: no I/O, no clock.
 
 Kinds are evaluated in a fixed order, camera_tamper first: while its vote is on, the picture cannot be
-trusted, so the vision kinds get no sample (their alerts neither start nor end on a covered camera).
+trusted, so the vision kinds get no sample (their alerts neither start nor end on a covered camera). A kind
+switched off while its alert runs (new rules mid-session) has that alert ended at the next observation.
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ def evaluate(config: RulesConfig, state: EngineState, obs: Observation) -> tuple
     tampered = False
     for kind in KIND_RULES:
         rule = config.rule(kind)
-        if not rule.enabled:
-            continue
         current = kinds[kind]
+        if not rule.enabled:  # switched off (a thresholds command): a running alert ends now, votes start afresh
+            new, transition = close(kind, rule.severity, current, obs.t)
+            kinds[kind] = replace(new, samples=(), on_since=None)
+            if transition is not None:
+                transitions.append(transition)
+            continue
         sample = None if (tampered and kind in VISION_KINDS) else CONDITIONS[kind](
             obs, rule, current.alert_id is not None)
         new, transition = step(kind, rule.severity, rule.timing(), current, sample, obs.t)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from cloud_bridge.sessions import Sessions
 from cloud_bridge.store import Store
 from tests.bridge.parts import Clock, register
-from tests.need import need
-
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.stores import postgres_store
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -24,20 +20,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield opened
         opened.close()
         return
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except Exception as exc:  # no server here: only where the machine has none
-        admin.dispose()
-        need(False, f"PostgreSQL at 127.0.0.1:5432 (database test) is not reachable: {exc}")
-    opened = Store(f"{POSTGRES}?options=-csearch_path%3D{schema}")
-    yield opened
-    opened.close()
-    with admin.begin() as connection:
-        connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with postgres_store() as opened:
+        yield opened
 
 
 @pytest.fixture

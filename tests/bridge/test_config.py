@@ -28,6 +28,7 @@ def test_defaults(tmp_path: Path) -> None:
         "127.0.0.1", 1883, 2, "invigil-bridge")
     assert (config.http.host, config.http.port, config.http.max_photo_bytes) == ("127.0.0.1", 8080, MAX_PHOTO_BYTES)
     assert (config.pairing_ttl, config.offline_after, config.rules) == (900.0, 30.0, {})
+    assert (config.mqtt.batch_max, config.mqtt.batch_wait_ms) == (100, 5.0)
 
 
 def test_a_full_config(tmp_path: Path) -> None:
@@ -55,13 +56,13 @@ port = 0
 threads = 32
 [rules]
 preset = "strict"
-phone = { min_s = 1.5 }
+phone = { min_score = 0.3 }
 """), environ={})
     assert config.database_url == "postgresql+psycopg://bridge@db.internal/invigil"  # not a path: untouched
     assert config.key_file == tmp_path / "keys" / "bridge.key"
     assert config.mqtt.ca_file == tmp_path / "ca.pem" and config.mqtt.password_file == tmp_path / "secrets" / "mqtt.pw"
     assert (config.mqtt.workers, config.mqtt.session_expiry, config.http.port, config.http.threads) == (4, 3600, 0, 32)
-    assert config.rules == {"preset": "strict", "phone": {"min_s": 1.5}}
+    assert config.rules == {"preset": "strict", "phone": {"min_score": 0.3}}
     assert (config.pairing_ttl, config.offline_after) == (300.0, 15.0)
 
 
@@ -84,12 +85,16 @@ def test_absolute_paths_stay(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("environ", "check"), [
     ({"INVIGIL_BRIDGE__MQTT__PORT": "1884"}, lambda c: c.mqtt.port == 1884),
     ({"INVIGIL_BRIDGE__MQTT__HOST": "broker-2"}, lambda c: c.mqtt.host == "broker-2"),
-    ({"INVIGIL_BRIDGE__MQTT__USERNAME": '"1234"'}, lambda c: c.mqtt.username == "1234"),  # JSON text stays text
+    ({"INVIGIL_BRIDGE__MQTT__USERNAME": "1234"}, lambda c: c.mqtt.username == "1234"),  # a text field takes text
+    ({"INVIGIL_BRIDGE__MQTT__USERNAME": '"q"'}, lambda c: c.mqtt.username == '"q"'),  # as it is, never JSON
+    ({"INVIGIL_BRIDGE__MQTT__TLS": "true", "INVIGIL_BRIDGE__MQTT__PORT": "8883"},
+     lambda c: c.mqtt.tls is True and c.mqtt.port == 8883),
+    ({"INVIGIL_BRIDGE__RULES__PHONE__MIN_SCORE": "0.3"}, lambda c: c.rules == {"phone": {"min_score": 0.3}}),
     ({"INVIGIL_BRIDGE__DATABASE_URL": "postgresql+psycopg://u@h:5432/db?sslmode=require"},
      lambda c: c.database_url == "postgresql+psycopg://u@h:5432/db?sslmode=require"),
     ({"INVIGIL_BRIDGE__DATABASE_URL": "sqlite:///other.db"}, lambda c: c.database_url.endswith("/conf/other.db")),
     ({"INVIGIL_BRIDGE__KEY_FILE": "k/b.key"}, lambda c: str(c.key_file).endswith("/conf/k/b.key")),
-    ({"INVIGIL_BRIDGE__RULES": '{"preset":"lenient"}'}, lambda c: c.rules == {"preset": "lenient"}),
+    ({"INVIGIL_BRIDGE__RULES": '{"preset":"relaxed"}'}, lambda c: c.rules == {"preset": "relaxed"}),
     ({"INVIGIL_BRIDGE__HTTP__PORT": "0", "INVIGIL_BRIDGE__HTTP__THREADS": "4"},
      lambda c: (c.http.port, c.http.threads) == (0, 4)),
     ({"INVIGIL_BRIDGE__OFFLINE_AFTER": "12.5"}, lambda c: c.offline_after == 12.5),
@@ -110,12 +115,18 @@ def test_an_override_can_fill_a_missing_section(tmp_path: Path) -> None:
     ("port = 1\n" + MINIMAL, {}, ["port: Extra inputs"]),
     ('[mqtt]\nhost = "h"\nport = 0\nworkers = 99\n', {}, ["mqtt.port:", "mqtt.workers:"]),
     ('[mqtt]\nhost = "h"\nclient_prefix = "a b"\n', {}, ["mqtt.client_prefix:"]),
+    ('[mqtt]\nhost = "h"\nbatch_max = 0\nbatch_wait_ms = -1\n', {}, ["mqtt.batch_max:", "mqtt.batch_wait_ms:"]),
     ('[mqtt]\nhost = "h"\nca_file = "ca.pem"\n', {}, ["mqtt.ca_file:", "is not a file"]),
     ('[mqtt]\nhost = "h"\npassword_file = "missing"\nusername = "u"\n', {}, ["mqtt.password_file:"]),
     (MINIMAL + f"[http]\nmax_photo_bytes = {MAX_PHOTO_BYTES + 1}\n", {}, ["http.max_photo_bytes:"]),
     ("pairing_ttl = 0\n" + MINIMAL, {}, ["pairing_ttl:"]),
     (MINIMAL, {"INVIGIL_BRIDGE__MQTT__PORT": "high"}, ["mqtt.port:"]),
     (MINIMAL, {"INVIGIL_BRIDGE__NOPE": "1"}, ["nope: Extra inputs"]),
+    (MINIMAL, {"INVIGIL_BRIDGE__HTTP": "port=1"}, ["INVIGIL_BRIDGE__HTTP: expected JSON"]),
+    # rules a unit would refuse (it checks them with its own RulesConfig) are refused at start, naming the field
+    (MINIMAL + "[rules]\nphone = { min_s = 1.5 }\n", {}, ["rules: Value error", "phone.min_s: Extra inputs"]),
+    (MINIMAL, {"INVIGIL_BRIDGE__RULES": '{"preset":"lenient"}'}, ["preset: Input should be 'strict'"]),
+    (MINIMAL, {"INVIGIL_BRIDGE__RULES__GAZE_AWAY__YAW_DEG": "120"}, ["gaze_away.yaw_deg: Input should be less"]),
 ])
 def test_errors_name_the_file_and_every_field(tmp_path: Path, text: str, environ: dict[str, str],
                                               problems: list[str]) -> None:

@@ -1,5 +1,6 @@
 """The bridge's MQTT side against a real Mosquitto: shared-subscription consumers, persistent sessions, the
-retained status, a failing handler; and the whole Bridge starting, answering HTTP and stopping cleanly."""
+retained status, a failing handler, batches acknowledged once handled; and the whole Bridge starting,
+answering HTTP and stopping cleanly."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from sqlalchemy.exc import OperationalError
 
 from cloud_bridge.app import Bridge
 from cloud_bridge.config import BridgeConfig, MqttConfig, parse
@@ -183,6 +185,57 @@ def test_a_message_whose_handler_raises_is_retried_until_handled(broker: Mosquit
     assert consumer.connected.is_set()
     device.close()
     consumer.stop()
+
+
+class Batches:
+    """A batch handler that keeps each batch's payloads; a payload in ``failing`` comes back as a database error
+    (the consumer retries that one on its own, through its plain handler)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[bytes]] = []
+        self.failing: set[bytes] = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, messages: list[tuple[str, bytes]]) -> list[object]:
+        with self.lock:
+            self.batches.append([payload for _, payload in messages])
+        return [OperationalError("INSERT", {}, ConnectionError("away")) if payload in self.failing else "stored"
+                for _, payload in messages]
+
+    def payloads(self) -> list[bytes]:
+        with self.lock:
+            return [payload for batch in self.batches for payload in batch]
+
+
+def test_queued_messages_come_in_batches_acknowledged_once_handled(broker: Mosquitto) -> None:
+    config = mqtt_config(broker, workers=1, batch_max=8, batch_wait_ms=300)
+    handler, batches = Received(), Batches()
+    consumer = Consumer(config, 0, handler, batches)
+    consumer.start()
+    assert consumer.connected.wait(10)
+    settle([consumer], broker)
+    consumer.stop()
+    device = Device(broker)
+    sent = event_payloads(20)
+    for payload in sent:
+        device.publish("event", payload)  # queued in the consumer's session
+    batches.batches.clear()
+    batches.failing = {sent[5]}  # the database refuses this one: retried alone, the rest acknowledged
+    again = Consumer(config, 0, handler, batches)
+    again.start()
+    assert again.connected.wait(10)
+    wait_for(lambda: again.handled == len(sent) and again.retrying == 0, what="all 20 handled")
+    assert sorted(batches.payloads()) == sorted(sent) and handler.payloads()[-1:] == [sent[5]]
+    assert max(len(batch) for batch in batches.batches) > 1 and all(len(b) <= 8 for b in batches.batches)
+    again.stop()
+    batches.batches.clear()
+    third = Consumer(config, 0, Received(), batches)  # every message was acknowledged: nothing comes again
+    third.start()
+    assert third.connected.wait(10)
+    settle([third], broker)
+    assert [payload for payload in batches.payloads() if payload != b"probe"] == []
+    device.close()
+    third.stop()
 
 
 def test_the_publisher_reports_a_refused_connection(tmp_path: Path) -> None:

@@ -81,3 +81,11 @@ def _size(store: Store, path: Path) -> int:
     with store.engine.connect() as connection:
         connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return path.stat().st_size
+
+
+def test_a_topic_with_a_nul_is_kept_with_the_nul_written_out(store: Store) -> None:
+    """PostgreSQL's text columns refuse NUL: the dead letter failed with a DataError, which the consumer takes for a
+    database away and retries for ever (found by the dispatch fuzzer)."""
+    assert DeadLetters(store).add("invigil/\x00/x", b"payload", "bad_topic", "a topic with \x00 in it")
+    (kept,) = letters(store)
+    assert (kept.topic, kept.detail) == ("invigil/\\x00/x", "a topic with \\x00 in it")

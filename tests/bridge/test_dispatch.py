@@ -177,8 +177,8 @@ def test_an_event_and_its_proctor_alert_are_stored_in_one_transaction(bridge: Br
     bridge.handle("unit-1", "pair", pair_request(view.pairing_code or ""))
     payload = event_payloads(1)[0]
 
-    def dies_after_recording(session: Any, event: Any, flag: Any) -> None:
-        bridge.feed.record(session, event, flag)
+    def dies_after_recording(session: Any, stored: Any) -> None:
+        bridge.feed.record_batch(session, stored)
         raise RuntimeError("the worker died here")
 
     outcome = Ingestor(bridge.store).handle(device_topic("unit-1", "event"), payload, also=dies_after_recording)

@@ -1,13 +1,17 @@
-"""Ingest on SQLite and PostgreSQL: stored once, flagged gaps and broken chains, dead letters with reasons."""
+"""Ingest on SQLite and PostgreSQL: stored once, flagged gaps and broken chains, dead letters with reasons; a
+batch in one transaction with each event's one-by-one outcome, a bad message isolated."""
 
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.store import Store
@@ -203,3 +207,83 @@ def test_alerts_a_unit_refused_on_a_full_disk_become_a_gap_with_its_reason(store
         gap = session.scalars(select(Gap)).one()
     assert (gap.device_id, gap.reason, gap.count, gap.first_seq) == ("unit-1", "disk_full", refused, None)
     assert refused > 100 and gap.last_at == 2_199 and gap.first_at == 2_200 - refused
+
+
+# -- batches: one transaction for many events, each with the outcome it would have had alone ---------------
+
+def faulty_chain(device: str, key: Ed25519PrivateKey) -> list[bytes]:
+    """12 chained events of ``device`` with a forged 5th (a valid signature, but not the event 6 names), a replay
+    of number 8 under another id and a resend of number 3, in a fixed shuffled order."""
+    payloads = events(12, device, key)
+    forged = Event(event_id=new_event_id(), device_id=device, seq=5, time_ms=5, kind="material", phase="start",
+                   severity="info", confidence=0.5, prev_hash=chain_hash(payloads[3]))
+    replay = Event(event_id=new_event_id(), device_id=device, seq=8, time_ms=8, kind="phone", phase="start",
+                   severity="info", confidence=0.5, prev_hash=chain_hash(payloads[6]))
+    mixed = [*payloads[:4], encode_event(forged, key), *payloads[5:], encode_event(replay, key), payloads[2]]
+    random.Random(3).shuffle(mixed)
+    return mixed
+
+
+def test_a_batch_gets_the_outcomes_and_flags_of_one_by_one_ingest(store: Store) -> None:
+    ingest = ingestor(store)
+    ingest.register("unit-2", public_pem(INTRUDER))
+    alone = [ingest.handle(TOPIC, payload) for payload in faulty_chain("unit-1", KEY)]
+    batched = [("invigil/v1/dev/unit-2/event", payload) for payload in faulty_chain("unit-2", INTRUDER)]
+    together = [outcome for start in range(0, len(batched), 5)
+                for outcome in ingest.handle_batch(batched[start:start + 5])]
+    assert [(o.status, o.reason) for o in together] == [(o.status, o.reason) for o in alone]
+    assert {o.reason for o in alone} >= {"broken_chain", "replayed"} and "duplicate" in {o.status for o in alone}
+    with store.session() as session:
+        flags = {device: sorted((seq, flag or "") for seq, flag in session.execute(
+            select(EventRow.seq, EventRow.flag).where(EventRow.device_id == device)))
+            for device in ("unit-1", "unit-2")}
+        marks = {device: seq for device, seq in session.execute(select(Device.device_id, Device.last_seq))}
+    assert flags["unit-1"] == flags["unit-2"] and len(flags["unit-1"]) == 13
+    assert marks == {"unit-1": 12, "unit-2": 12}
+
+
+def test_bad_messages_in_a_batch_are_dead_lettered_and_the_good_ones_stored(store: Store) -> None:
+    ingest = ingestor(store)
+    good = events(4)
+    reused = json.loads(events(1)[0])  # another event under good[1]'s id: a valid signature, other content
+    reused["id"] = json.loads(good[1])["id"]
+    batch = [(TOPIC, good[0]), (TOPIC, b"\x00 not json"), (TOPIC, good[1]), (TOPIC, events(1, key=INTRUDER)[0]),
+             ("invigil/v1/dev/unit-9/event", events(1, device="unit-9")[0]), (TOPIC, good[1]),
+             (TOPIC, encode_event(Event(event_id=reused["id"], device_id="unit-1", seq=9, time_ms=1, kind="phone",
+                                        phase="start", severity="info", confidence=0.5, prev_hash="A" * 22), KEY)),
+             (TOPIC, good[2]), (TOPIC, good[3])]
+    outcomes = ingest.handle_batch(batch)
+    assert [(o.status, o.reason) for o in outcomes] == [
+        ("stored", None), ("dead_letter", "malformed"), ("stored", None), ("dead_letter", "bad_signature"),
+        ("dead_letter", "unknown_device"), ("duplicate", None), ("dead_letter", "reused_id"), ("stored", None),
+        ("stored", None)]
+    assert count(store, EventRow) == 4 and count(store, DeadLetter) == 4
+    with store.session() as session:
+        assert session.scalar(select(Device.last_seq).where(Device.device_id == "unit-1")) == 4
+
+
+def test_an_event_that_fails_its_batch_is_dead_lettered_alone_and_the_others_stored(store: Store) -> None:
+    ingest = ingestor(store)
+    payloads = events(4)
+    culprit = json.loads(payloads[2])["id"]
+
+    def also(_session: Any, stored: list[tuple[Event, str | None]]) -> list[None]:
+        if any(event.event_id == culprit for event, _flag in stored):
+            raise RuntimeError("a bug that only this event meets")
+        return [None] * len(stored)
+
+    outcomes = ingest.handle_batch([(TOPIC, p) for p in payloads], also)
+    assert [(o.status, o.reason) for o in outcomes] == [("stored", None), ("stored", None),
+                                                        ("dead_letter", "internal"), ("stored", None)]
+    assert count(store, EventRow) == 3
+
+
+def test_a_batch_the_database_fails_keeps_nothing_and_raises_for_the_consumer(store: Store) -> None:
+    ingest = ingestor(store)
+
+    def database_away(_session: Any, _stored: list[tuple[Event, str | None]]) -> list[None]:
+        raise OperationalError("INSERT ...", {}, ConnectionError("the server closed the connection"))
+
+    with pytest.raises(OperationalError):
+        ingest.handle_batch([(TOPIC, p) for p in events(3)], database_away)
+    assert count(store, EventRow) == 0 and count(store, DeadLetter) == 0

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from cloud_bridge.app import Bridge
 from cloud_bridge.dispatch import DeviceCommands
+from cloud_bridge.mqtt import Publisher
 from cloud_bridge.outbox import BridgeOutbox
 from cloud_bridge.sessions import Sessions
 from cloud_bridge.store import Store
@@ -24,7 +25,7 @@ from cloud_bridge.store.models import EventRow, OutboxMessage, ProctorAlert
 from edge_app.protocol import device_topic, proctor_topic
 from edge_app.protocol.commands import open_signed, seal
 from tests.bridge.parts import BRIDGE_KEY, DEVICE_KEY, PHOTO, Clock, Published, count, event_payloads, register
-from tests.bridge.test_consumers import bridge_config
+from tests.bridge.test_consumers import bridge_config, mqtt_config
 from tests.mosquitto import Mosquitto, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,3 +211,27 @@ def test_a_bridge_killed_after_its_commit_and_before_its_publish_publishes_on_re
     finally:
         watcher.close()
         bridge.stop()
+
+
+def test_a_message_published_while_the_broker_is_away_is_marked_sent_once_it_is_back(
+        tmp_path: Path, broker: Mosquitto) -> None:
+    """paho queues a QoS 1 publish made while disconnected and sends it after the reconnect, but its
+    ``is_published()`` raises for it ever after: the relay failed every turn from then on, marking nothing sent
+    and republishing nothing (found by `make faults`, a broker restart)."""
+    store = Store(f"sqlite:///{tmp_path / 'bridge.db'}")
+    publisher = Publisher(mqtt_config(broker, "outbox-t"))
+    publisher.start()
+    assert publisher.connected.wait(10)
+    outbox = BridgeOutbox(store, publisher.publish)
+    try:
+        broker.stop()
+        wait_for(lambda: not publisher.connected.is_set(), what="the publisher to see the broker go")
+        with store.session() as session, session.begin():
+            outbox.add(session, proctor_topic("math-101"), b"while away")
+        assert outbox.poll() == 0 and outbox.pending() == 1  # not acknowledged yet; and no RuntimeError
+        broker.start()
+        wait_for(lambda: outbox.poll() == 1, 20, "the PUBACK after the reconnect")
+        assert outbox.pending() == 0 and outbox.published == 1  # sent once, by paho's queue
+    finally:
+        publisher.stop()
+        store.close()

@@ -69,7 +69,7 @@ def create(client: FlaskClient, auth: dict[str, dict[str, str]], **fields: Any) 
 
 def test_create_session_returns_its_pairing_code_and_a_qr_code_that_decodes(
         client: FlaskClient, auth: dict[str, dict[str, str]]) -> None:
-    response = create(client, auth, rules={"phone": {"seconds": 1}})
+    response = create(client, auth, rules={"phone": {"min_duration": 1}})
     assert response.status_code == 201
     body = response.get_json()
     code = body["pairing_code"]
@@ -86,6 +86,35 @@ def test_create_session_returns_its_pairing_code_and_a_qr_code_that_decodes(
     assert image is not None
     text, _points, _ = cv2.QRCodeDetector().detectAndDecode(image)
     assert text == body["qr_payload"]
+
+
+@pytest.mark.parametrize(("rules", "detail"), [
+    ({"phone": {"seconds": 1}}, "phone.seconds: Extra inputs are not permitted"),
+    ({"phone": {"min_score": 7}}, "phone.min_score: Input should be less than 1"),
+    ({"preset": "lenient"}, "preset: Input should be 'strict', 'standard' or 'relaxed'"),
+    ({"talking": False}, "talking: Input should be a valid dictionary"),
+    ({"reboot": {}}, "reboot: Extra inputs are not permitted"),
+    ({"speech_keyword": {"keywords": ["Cheat!"]}}, "speech_keyword.keywords: Value error, keyword 'Cheat!'"),
+])
+def test_rules_the_unit_would_refuse_are_refused_with_its_reason(
+        client: FlaskClient, auth: dict[str, dict[str, str]], services: Services, rules: dict[str, Any],
+        detail: str) -> None:
+    """The unit checks a session's rules with its own RulesConfig and would refuse these where the PC client
+    never hears of it: the API refuses them first, with the unit's reason."""
+    response = create(client, auth, rules=rules)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["error"] == "invalid"
+    assert response.get_json()["detail"].startswith("rules the unit would refuse: ")
+    assert detail in response.get_json()["detail"]
+    assert services.sessions.for_exam("exam-1") == []  # nothing stored
+
+
+def test_good_rules_are_kept_as_sent(client: FlaskClient, auth: dict[str, dict[str, str]],
+                                     services: Services) -> None:
+    rules = {"preset": "relaxed", "phone": {"min_score": 0.3, "severity": "critical"}, "talking": {"enabled": False}}
+    response = create(client, auth, rules=rules)
+    assert response.status_code == 201
+    assert json.loads(services.sessions.rules(response.get_json()["session_id"]) or "") == rules
 
 
 @pytest.mark.parametrize(("body", "content_type", "detail"), [
@@ -284,3 +313,34 @@ def test_the_openapi_description_covers_every_route(app: Flask, client: FlaskCli
         for part in ref.removeprefix("#/").split("/"):
             target = target[part]  # a KeyError names a reference to nothing
         assert isinstance(target, dict)
+
+
+def test_gaps_are_listed_for_staff_and_the_proctors_of_the_units_exams(
+        services: Services, client: FlaskClient, auth: dict[str, dict[str, str]]) -> None:
+    from tests.bridge.parts import Clock
+    from tests.bridge.test_gaps import with_gaps
+
+    with_gaps(services.store, Clock())
+    url = "/api/v1/devices/unit-1/gaps"
+    other_proctor = {"Authorization": f"Bearer {services.tokens.create('proctor', 'other', ['exam-2'])}"}
+    assert client.get(url, headers=auth["proctor"]).status_code == 403  # unit-1 has served no exam of its
+    services.sessions.pair("unit-1", create(client, auth).get_json()["pairing_code"])  # now it serves exam-1
+    listed = client.get(url, headers=auth["proctor"])
+    assert listed.status_code == 200, listed.get_json()
+    gaps = listed.get_json()["gaps"]
+    assert [(g["reason"], g["first_seq"], g["last_seq"], g["count"], g["lost"]) for g in gaps] == [
+        ("missing", 3, 4, 2, 1), ("missing", 7, 7, 1, 0), ("disk_full", None, None, 268, 268)]
+    assert gaps[1]["filled_at"] is not None and gaps[0]["filled_at"] is None and gaps[2]["first_at"] == 1_795_438_300
+    assert listed.get_json()["cursor"] == gaps[-1]["id"]
+    assert client.get(url, headers=auth["client"]).get_json() == listed.get_json()
+    page = client.get(f"{url}?after={gaps[0]['id']}&limit=1", headers=auth["client"]).get_json()
+    assert page == {"gaps": [gaps[1]], "cursor": gaps[1]["id"]}
+    assert client.get(f"{url}?after={gaps[-1]['id']}", headers=auth["client"]).get_json() == {
+        "gaps": [], "cursor": gaps[-1]["id"]}
+    assert client.get(url, headers=other_proctor).status_code == 403
+    assert client.get(url).status_code == 401
+    assert client.get("/api/v1/devices/unit-9/gaps", headers=auth["client"]).status_code == 404
+    for query, detail in (("after=²", "after must be a gap id"), ("after=-1", "after must be a gap id"),
+                          ("limit=0", "limit must be 1 to 500"), ("limit=501", "limit must be 1 to 500")):
+        refused = client.get(f"{url}?{query}", headers=auth["client"])
+        assert refused.status_code == 400 and detail in refused.get_json()["detail"], query

@@ -48,6 +48,32 @@ def test_environment_overrides_fields_at_any_depth(tmp_path: Path) -> None:
     assert config.analysis.detector_hz == 3.0
 
 
+def test_overrides_are_read_by_the_field_type_so_numeric_ids_and_names_stay_text(tmp_path: Path) -> None:
+    (tmp_path / "bridge.pub").write_text("a key file")
+    text = GOOD + '[link]\nbridge_key = "bridge.pub"\n[link.broker]\nhost = "broker"\n'
+    environ = {"INVIGIL_DEVICE_ID": "1234", "INVIGIL_LINK__BROKER__USERNAME": "1234",
+               "INVIGIL_LINK__BROKER__PORT": "8883", "INVIGIL_LINK__BROKER__TLS": "true", "INVIGIL_AUDIO": "null",
+               "INVIGIL_RULES__TALKING": '{"enabled": false}', "INVIGIL_DATA_DIR": "state"}
+    config = load(write(tmp_path, text), environ=environ)
+    assert config.device_id == "1234" and config.link is not None
+    assert config.link.broker.username == "1234" and config.link.broker.port == 8883 and config.link.broker.tls
+    assert config.audio is None and not config.rules.talking.enabled
+    assert config.data_dir == tmp_path / "state"  # relative to the config's folder, as in the file
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({"INVIGIL_RULES": "preset=strict"}, "INVIGIL_RULES: expected JSON"),
+    ({"INVIGIL_DEVICE_ID__X": "1"}, "INVIGIL_DEVICE_ID__X: device_id is not a section"),
+    ({"INVIGIL_ANALYSIS__DETECTOR_HZ": "fast"}, "analysis.detector_hz: Input should be a valid number"),
+])
+def test_a_bad_override_names_the_file_and_the_variable(tmp_path: Path, environ: dict[str, str],
+                                                          expected: str) -> None:
+    path = write(tmp_path, GOOD)
+    with pytest.raises(ConfigError) as info:
+        load(path, environ=environ)
+    assert str(info.value).startswith(str(path)) and expected in str(info.value)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

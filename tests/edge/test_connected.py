@@ -28,13 +28,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge_app.capture.base import Frame, FrameSource
 from edge_app.config import ConfigError, EdgeConfig, load, parse
-from edge_app.connected import PAIR_RESEND, ConnectedDevice, merged_rules
+from edge_app.connected import PAIR_RESEND, ConnectedDevice
 from edge_app.loop import SessionRunner
 from edge_app.pairing import write_pair_code
 from edge_app.protocol import Event, chain_hash, decode_event, device_topic, evidence_digest, new_event_id
 from edge_app.protocol.commands import decode_stats, open_signed, qr_payload, seal
 from edge_app.protocol.keys import public_pem
-from edge_app.rules.config import RulesConfig
+from edge_app.rules.config import RulesConfig, merged_rules
 from edge_app.rules.presets import PRESETS
 from edge_app.run import enroll_jpeg, run_session
 from edge_app.vision.models import VisionModels, load_models
@@ -426,6 +426,38 @@ class Room(FrameSource):
     @property
     def live(self) -> bool:
         return False
+
+
+def test_thresholds_that_switch_a_running_kind_off_end_its_alert_within_the_session(
+        make_unit: Callable[..., Unit], bridge: BridgeSide, jpeg: Callable[[np.ndarray], bytes],
+        photo: Photo, scene: Scene) -> None:
+    unit = make_unit()
+    unit.start()
+    room = Room([scene("obama2.jpg", i) for i in range(3)], [scene(None, i) for i in range(3)], seated=8,
+                limit=1_000_000)  # the camera never runs out: the end must come from the new rules
+    stop = threading.Event()
+    loop = threading.Thread(target=unit.runner.run, args=(stop, room), daemon=True)
+    loop.start()
+    try:
+        bridge.command("session_start", {**SESSION, "photo": b64(jpeg(photo("obama.jpg")))}, retain=True)
+
+        def alerts() -> list[tuple[str, str]]:
+            return [(m["kind"], m["phase"]) for m in list(unit.messages) if m["type"] == "alert"]
+
+        wait_for(lambda: ("absent", "start") in alerts(), LIVE_WAIT, "the absence alert")
+        bridge.command("thresholds", {"session": "s-1", "rules": {"absent": {"enabled": False}}})
+        wait_for(lambda: ("absent", "end") in alerts(), LIVE_WAIT, "the absence alert to end")
+        assert loop.is_alive() and unit.device.session is not None  # within the session, the camera running
+        assert "session_stopped" not in unit.states()
+        assert not unit.runner.config.rules.absent.enabled
+        wait_for(lambda: len(bridge.received("event")) >= 2, what="the start and end events at the broker")
+        (start, _), (end, _) = bridge.events(unit.device.key)[:2]
+        assert (start.kind, start.phase, end.kind, end.phase) == ("absent", "start", "absent", "end")
+        assert end.alert_id == start.event_id
+    finally:
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive() and alerts().count(("absent", "start")) == 1  # the empty seat raises no other
 
 
 def test_session_stop_ends_the_running_alerts_and_returns_to_unpaired(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from edge_app.protocol import (
     evidence_digest,
     new_event_id,
     proctor_topic,
+    signed_bytes,
+    signed_part,
 )
 from tests.protocol.alterations import ALTERATIONS
 
@@ -183,3 +186,11 @@ def test_the_signature_covers_the_exact_payload_bytes_without_the_sig_member() -
     sig = json.loads(payload)["sig"]
     signed = payload.replace(f',"sig":"{sig}"'.encode(), b"")
     KEY.public_key().verify(__import__("base64").urlsafe_b64decode(sig + "=="), signed)  # raises if not
+
+
+@pytest.mark.parametrize("event", [START, REFUSED, replace(START, kind="speech_keyword", box=None,
+                                                            keyword="question four")])
+def test_the_signed_part_cut_from_a_canonical_payload_is_what_was_signed(event: Event) -> None:
+    payload = encode_event(event, KEY)
+    fields = json.loads(payload)
+    assert signed_part(payload, fields) == signed_bytes(fields)  # the bridge cuts it instead of encoding again

@@ -1,4 +1,7 @@
-"""The simulated side of the bridge bench: devices with their own keys and clients, a tally of arrivals."""
+"""The simulated side of the bridge bench: devices with their own keys and clients, a tally of arrivals.
+
+Times are ``time.monotonic()``: the same clock in every process of the machine, so a fleet in a process of
+its own (tools/bench/bridge_fleet.py) and the tally in the bench's are comparable."""
 
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from cloud_bridge.mqtt import SHARE_GROUP, Consumer
-from edge_app.protocol import PREFIX, Event, chain_hash, device_topic, encode_event, new_event_id
+from edge_app.protocol import PREFIX, device_topic
+from tools.scale.units import chained_events
 
 EVENTS = f"$share/{SHARE_GROUP}/{PREFIX}/dev/+/event"
 ALERTS = f"{PREFIX}/proctor/+/alerts"
@@ -64,7 +68,7 @@ class Tally:
         self.done, self.last = 0, 0.0
 
     def add(self, outcome: str) -> None:
-        now = time.perf_counter()
+        now = time.monotonic()
         with self.lock:
             self.outcomes[outcome] += 1
             if outcome == self.counted:
@@ -93,38 +97,33 @@ class Device:
 
     def signed(self, count: int) -> list[tuple[str, bytes]]:
         """``count`` chained events from sequence 1 (a fresh store): (event id, payload)."""
-        out, previous, now_ms = [], "", int(time.time() * 1000)
-        for seq in range(1, count + 1):
-            event = Event(event_id=new_event_id(now_ms), device_id=self.device_id, seq=seq, time_ms=now_ms + seq,
-                          kind="phone", phase="start", severity="critical", confidence=0.9, prev_hash=previous,
-                          box=(0.1, 0.2, 0.3, 0.4))
-            out.append((event.event_id, encode_event(event, self.key)))
-            previous = chain_hash(out[-1][1])
-        return out
+        return chained_events(self.device_id, self.key, count)
 
     def publish(self, payload: bytes) -> None:
         self.client.publish(device_topic(self.device_id, "event"), payload, qos=1)
 
 
 class Fleet:
-    """N devices, each its own paho client and key; counts the PUBACKs of their events."""
+    """N devices, each its own paho client (``<client_prefix>-<n>``) and key (new ones, or ``keys``); counts the
+    PUBACKs of their events."""
 
-    def __init__(self, port: int, count: int) -> None:
+    def __init__(self, port: int, count: int, keys: Sequence[Ed25519PrivateKey] | None = None,
+                 client_prefix: str = "bench-dev") -> None:
         self.lock, self.acked, self.last_ack = threading.Lock(), 0, 0.0
-        self.devices = [Device(f"bench-{i:03d}", Ed25519PrivateKey.generate(), connect(port, f"bench-dev-{i}"))
-                        for i in range(count)]
+        keys = keys or [Ed25519PrivateKey.generate() for _ in range(count)]
+        self.devices = [Device(f"bench-{i:03d}", keys[i], connect(port, f"{client_prefix}-{i}")) for i in range(count)]
         for device in self.devices:
             device.client.on_publish = self._acked
 
     def _acked(self, *_args: Any) -> None:
-        now = time.perf_counter()
+        now = time.monotonic()
         with self.lock:
             self.acked, self.last_ack = self.acked + 1, now
 
     def blast(self, batches: Batches) -> tuple[float, float]:
         """Publish each device's batch, interleaved, as fast as QoS 1 allows; (first publish, last PUBACK)."""
         target = self.acked + sum(len(batch) for batch in batches)
-        start = time.perf_counter()
+        start = time.monotonic()
         for round_ in zip_longest(*batches):
             for device, payload in zip(self.devices, round_, strict=True):
                 if payload is not None:

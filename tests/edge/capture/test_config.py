@@ -28,6 +28,13 @@ def test_frame_configs_pick_their_class(data: dict[str, Any], cls: type) -> None
     assert type(frames.validate_python(data)) is cls
 
 
+@pytest.mark.parametrize("text, uri", [("0", 0), (" 2 ", 2), ("²", "²"), ("٣", "٣")])
+def test_only_ascii_digits_are_a_camera_index(text: str, uri: int | str) -> None:
+    """"²".isdigit() is true, and int("²") fails: other digits are a file name, not an index."""
+    config = frames.validate_python({"type": "opencv", "uri": text})
+    assert isinstance(config, OpenCVSourceConfig) and config.uri == uri
+
+
 def test_audio_defaults() -> None:
     wav = audio.validate_python({"type": "wav", "path": "a.wav"})
     assert isinstance(wav, WavAudioConfig) and wav.chunk_ms == 30 and not wav.realtime

@@ -7,11 +7,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
+import cv2
+import numpy as np
 import pytest
 
 from edge_app.evidence import EvidenceError
+from edge_app.evidence.clip import write_clip
+from edge_app.evidence.jpeg import encode_jpeg
+from edge_app.evidence.ring import JpegFrame
 from edge_app.evidence.storage import check_alert_id, enforce, evidence_path, write_atomic, write_bytes_atomic
 
 DAY = 86400.0
@@ -138,3 +145,65 @@ def test_leftover_temp_files_are_removed_and_foreign_files_left_alone(tmp_path: 
 
 def test_a_missing_directory_removes_nothing(tmp_path: Path) -> None:
     assert enforce(tmp_path / "absent", T0, retention_seconds=DAY, quota_bytes=1) == 0
+
+
+class SweepingFrame(JpegFrame):
+    """A ring frame that runs the retention sweep when the clip writer reads it: the clip's temp file is
+    open and half written at that moment, as when the loop sweeps while the clip worker writes."""
+
+    directory: ClassVar[Path] = Path()
+    sweeps: ClassVar[list[tuple[list[str], int]]] = []  # (the temp files there, how many files it removed)
+
+    def __getattribute__(self, name: str) -> object:
+        if name == "jpeg" and not SweepingFrame.sweeps:
+            temps = sorted(p.name for p in SweepingFrame.directory.rglob(".*.tmp.*"))
+            SweepingFrame.sweeps.append((temps, enforce(SweepingFrame.directory, T0, DAY, 1e9)))
+        return super().__getattribute__(name)
+
+
+def test_the_sweep_leaves_a_clip_being_written_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    marked: Callable[..., np.ndarray]) -> None:
+    monkeypatch.setattr(SweepingFrame, "directory", tmp_path)
+    monkeypatch.setattr(SweepingFrame, "sweeps", [])
+    _evidence(tmp_path, f"20251009/.old.{dead_pid()}-0badc0de.tmp.avi", 50, T0)  # a crashed writer's
+    frames = []
+    for i in range(10):
+        jpeg = encode_jpeg(cv2.cvtColor(marked(i), cv2.COLOR_RGB2BGR), 80)
+        frames.append((SweepingFrame if i == 5 else JpegFrame)(T0 + i * 0.2, jpeg, 640, 480))
+    final = tmp_path / "20251009" / "a1.avi"
+    assert write_clip(final, frames, fps=5, quality=80, mtime=T0) == 10  # whole: its temp file was not taken
+    ((temps, removed),) = SweepingFrame.sweeps
+    assert len(temps) == 2 and removed == 1  # the sweep ran mid-clip and took only the crashed writer's file
+    assert final.is_file() and _all_files(tmp_path) == ["20251009/a1.avi"]
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    return int(done.stdout)
+
+
+def test_only_abandoned_temp_files_are_swept(tmp_path: Path) -> None:
+    live = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        names = {"dead": f".a1.{dead_pid()}-0badc0de.tmp.jpg", "live": f".a2.{live.pid}-0badc0de.tmp.avi",
+                 "ours": f".a3.{os.getpid()}-0badc0de.tmp.jpg", "unnamed": ".a4.0badc0de.tmp.jpg"}
+        for name in names.values():
+            _evidence(tmp_path, f"20251009/{name}", 50, T0)
+        assert enforce(tmp_path, T0, retention_seconds=DAY, quota_bytes=1e9) == 3
+        assert _all_files(tmp_path) == [f"20251009/{names['live']}"]  # another process still writing it
+    finally:
+        assert live.stdin is not None
+        live.stdin.close()
+        live.wait(timeout=30)
+    assert enforce(tmp_path, T0, retention_seconds=DAY, quota_bytes=1e9) == 1  # once that process has ended
+
+
+def test_a_date_before_the_clock_was_ever_set_is_not_an_age(tmp_path: Path) -> None:
+    """A snapshot dated 1970 (written before the network set the clock) is not 55 years old: it is kept and
+    dated now, so retention counts from here."""
+    early = _evidence(tmp_path, "19700104/a1.jpg", 10, 3 * DAY)
+    assert enforce(tmp_path, T0, retention_seconds=7 * DAY, quota_bytes=1e9) == 0
+    assert early.stat().st_mtime == T0
+    assert enforce(tmp_path, T0 + 8 * DAY, retention_seconds=7 * DAY, quota_bytes=1e9) == 1

@@ -1,22 +1,28 @@
 """Evidence uploads against a real HTTP server on loopback: 409 (event not there yet) and server errors are
 retried, another 4xx and a missing file are dropped, an unreachable bridge is retried once it is up, and the
-queue (a SQLite file) survives a restart of the uploader."""
+queue (a SQLite file) survives a restart of the uploader; retries are timed on the monotonic clock."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+import types
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from edge_app.link import uploads
 from edge_app.link.uploads import EvidenceUploader
 from tests.mosquitto import free_port, wait_for
 
 DEVICE = "unit-7"
 JPEG = b"\xff\xd8\xff\xe0" + b"snapshot" * 8
+real_time = time.time  # the machine's clock, before a test steps the unit's
 
 
 class Bridge:
@@ -82,8 +88,9 @@ def serve(servers: list[Bridge], statuses: list[int], port: int = 0) -> Bridge:
     return server
 
 
-def uploader_for(uploaders: list[EvidenceUploader], db: Path, url: str, start: bool = True) -> EvidenceUploader:
-    uploader = EvidenceUploader(db, url, DEVICE)
+def uploader_for(uploaders: list[EvidenceUploader], db: Path, url: str, start: bool = True,
+                 clock: Callable[[], float] = time.monotonic) -> EvidenceUploader:
+    uploader = EvidenceUploader(db, url, DEVICE, clock)
     uploaders.append(uploader)
     if start:
         uploader.start()
@@ -186,3 +193,55 @@ def test_stop_while_the_bridge_hangs_ends_cleanly(tmp_path: Path, monkeypatch: p
         connection.close()
         wait_for(lambda: not uploader.running, what="the upload thread to end")
     assert crashes == [] and uploader.uploaded == 0
+
+
+class Wall:
+    """The unit's wall clock, which the network may set (step) at any moment; ``back`` seconds behind the
+    machine's."""
+
+    def __init__(self) -> None:
+        self.back = 0.0
+
+    def time(self) -> float:
+        return real_time() - self.back
+
+
+def tries(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as reader:
+        return int(reader.execute("SELECT COALESCE(MAX(tries), 0) FROM uploads").fetchone()[0])
+
+
+def test_a_wall_clock_stepped_back_does_not_hold_back_a_retry(
+        tmp_path: Path, servers: list[Bridge], uploaders: list[EvidenceUploader],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    wall = Wall()
+    monkeypatch.setattr(uploads, "time", types.SimpleNamespace(time=wall.time, monotonic=time.monotonic))
+    bridge = serve(servers, [503, 201])
+    uploader = uploader_for(uploaders, tmp_path / "uploads.db", bridge.url)
+    uploader.add(snapshot(tmp_path, "a.jpg"))
+    wait_for(lambda: tries(tmp_path / "uploads.db") == 1, what="the failed attempt to be rescheduled")
+    wall.back = 365 * 86400.0  # the network sets the clock back a year
+    wait_for(lambda: uploader.pending() == 0, what="the retry a second later")
+    assert bridge.count() == 2 and uploader.uploaded == 1
+
+
+def test_a_restart_on_a_clock_that_is_not_set_yet_retries_at_once(
+        tmp_path: Path, servers: list[Bridge], uploaders: list[EvidenceUploader],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry planned in the last run is due in this one, whatever either clock reads now (a Pi boots in
+    1970 and its monotonic clock starts again)."""
+    db = tmp_path / "uploads.db"
+    failing = serve(servers, [503])
+    first = uploader_for(uploaders, db, failing.url, clock=lambda: 1e12)  # long after the boot before
+    first.add(snapshot(tmp_path, "a.jpg"))
+    wait_for(lambda: tries(db) == 1, what="the failed attempt to be rescheduled")
+    first.stop()
+    uploaders.remove(first)
+
+    wall = Wall()
+    wall.back = real_time() - 3 * 86400.0  # 1970-01-04
+    monkeypatch.setattr(uploads, "time", types.SimpleNamespace(time=wall.time, monotonic=time.monotonic))
+    bridge = serve(servers, [201])
+    second = uploader_for(uploaders, db, bridge.url)
+    wait_for(lambda: second.pending() == 0, what="the queued upload after the restart")
+    assert bridge.count() == 1 and second.uploaded == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from edge_app.rules.config import RulesConfig
+from edge_app.rules.config import RulesConfig, merged_rules
 from edge_app.rules.debounce import Transition
 from edge_app.rules.engine import EngineState, close_all, evaluate
 from edge_app.rules.observation import Observation, Sighting, SpokenKeyword, ViewStats
@@ -98,3 +98,29 @@ def test_keywords_off_the_exams_list_raise_nothing() -> None:
     rules = RulesConfig.model_validate({"speech_keyword": {"keywords": ["answer"], "enabled": True}})
     obs = timeline(5, lambda t: seated(t, keywords=(SpokenKeyword("seven", t),)))
     assert play(obs, rules)[0] == []
+
+
+def test_a_kind_switched_off_while_its_alert_runs_ends_it_at_once() -> None:
+    """New rules mid-session (a thresholds command) that disable a running kind: its alert ends at the next
+    observation, with an end event, instead of staying open until the session ends."""
+    away = timeline(20, lambda t: seated(t, people=0, candidate=None))
+    transitions, state = play(away)
+    assert [(t.kind, t.phase) for t in transitions] == [("absent", "start")]
+    off = merged_rules(RULES, {"absent": {"enabled": False}})
+    ended, state = evaluate(off, state, seated(20.0, people=0, candidate=None))
+    assert [(t.kind, t.phase, t.alert_id, t.t) for t in ended] == [("absent", "end", "absent-1", 20.0)]
+    assert ended[0].since == transitions[0].since and state.active() == {}
+    later, state = play_from(off, state, timeline(20, lambda t: seated(t, people=0, candidate=None), start=20.2))
+    assert later == []  # off stays off
+    again, state = play_from(RULES, state, timeline(20, lambda t: seated(t, people=0, candidate=None), start=40.2))
+    assert [(t.kind, t.phase, t.alert_id) for t in again] == [("absent", "start", "absent-2")]
+    assert again[0].since >= 40.2  # on again: a fresh vote, not the samples from before it was off
+
+
+def play_from(rules: RulesConfig, state: EngineState,
+              observations: list[Observation]) -> tuple[list[Transition], EngineState]:
+    out: list[Transition] = []
+    for obs in observations:
+        transitions, state = evaluate(rules, state, obs)
+        out.extend(transitions)
+    return out, state

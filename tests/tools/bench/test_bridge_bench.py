@@ -1,6 +1,7 @@
-"""The bridge bench at a tiny size (2 devices x 20 events) against a real Mosquitto: every event is counted
-by the null consumer and stored by the bridge, the JSON holds the figures, and paired events reach the
-proctor topic. No timing assertions: the figures themselves are the bench's output."""
+"""The bridge bench at a tiny size (2 devices x 20 events, two rounds, the devices in a process of their own)
+against a real Mosquitto: every event is counted by the null consumer and stored by the bridge in every
+round, the JSON holds the figures, and paired events reach the proctor topic. No timing assertions: the
+figures themselves are the bench's output."""
 
 from __future__ import annotations
 
@@ -13,19 +14,23 @@ from tools.bench.bridge import Fleet, bench, latency_run, table
 
 DEVICES, EVENTS, WORKERS = 2, 20, 2
 TOTAL = DEVICES * EVENTS
-RUN_FIELDS = {"events", "counted", "lost", "seconds", "events_per_s", "publish_seconds", "outcomes"}
+RUN_FIELDS = {"events", "counted", "lost", "seconds", "events_per_s", "publish_seconds", "outcomes",
+              "cpu_ms_per_event", "rounds_per_s", "rounds_lost"}
+ROUNDS = 2
 
 
 def check_bridge_run(run: dict[str, object]) -> None:
-    assert run.keys() >= RUN_FIELDS | {"rows", "flags", "ratio"}
-    assert run["counted"] == run["rows"] == TOTAL and run["lost"] == 0
+    assert run.keys() >= RUN_FIELDS | {"rows", "flags", "ratio", "batches", "mean_batch"}
+    assert run["counted"] == run["rows"] == TOTAL and run["lost"] == 0 and run["rounds_lost"] == [0] * ROUNDS
+    assert isinstance(run["batches"], int) and 1 <= run["batches"] <= TOTAL  # transactions, each acknowledged
     assert run["outcomes"] == {"stored": TOTAL}  # nothing dead-lettered
     ratio = run["ratio"]
     assert isinstance(ratio, float) and ratio > 0
 
 
 def test_every_event_is_counted_and_stored_and_the_report_is_written(broker: Mosquitto, tmp_path: Path) -> None:
-    report = bench(broker.port, DEVICES, EVENTS, WORKERS, latency_events=DEVICES * 4, latency_rate=50.0)
+    report = bench(broker.port, DEVICES, EVENTS, WORKERS, latency_events=DEVICES * 4, latency_rate=50.0,
+                   repeat=ROUNDS, batching={"batch_max": 8})
     out = tmp_path / "bench" / "bridge.json"
     write_report(report, out)
     data = json.loads(out.read_text())
@@ -35,6 +40,8 @@ def test_every_event_is_counted_and_stored_and_the_report_is_written(broker: Mos
     null = data["null_consumer"]
     assert null.keys() >= RUN_FIELDS
     assert null["counted"] == TOTAL and null["lost"] == 0 and null["events_per_s"] > 0
+    assert len(null["rounds_per_s"]) == ROUNDS and null["events_per_s"] in null["rounds_per_s"]
+    assert data["batch_max"] == 8 and data["repeat"] == ROUNDS
     check_bridge_run(data["bridge"]["sqlite"])
     postgres = data["bridge"]["postgresql"]
     if "skipped" in postgres:  # no server on this machine: the JSON says so instead of a figure

@@ -13,12 +13,12 @@ from tools.bench.edge import ModelClock, breakdown
 
 
 def _fake_models() -> VisionModels:
-    """Holders whose model.run returns at once; the detector's detect() runs its model once."""
+    """Holders whose model's interpreter invoke returns at once; the detector's detect() invokes it once."""
     holders: dict[str, Any] = {}
     for name in ("detector", "pose", "face_detector", "face_landmarks", "face_embedding"):
-        holders[name] = SimpleNamespace(model=SimpleNamespace(run=lambda *inputs: [np.zeros(1)]))
+        holders[name] = SimpleNamespace(model=SimpleNamespace(_invoke=lambda: [np.zeros(1)]))
     detector = holders["detector"]
-    detector.detect = lambda frame, region=None: detector.model.run(frame)
+    detector.detect = lambda frame, region=None, thresholds=None: detector.model._invoke()
     return cast(VisionModels, SimpleNamespace(**holders))
 
 
@@ -30,7 +30,7 @@ def test_detector_runs_on_anything_but_the_analysed_frame_count_as_crops() -> No
     models.detector.detect(frame)
     models.detector.detect(frame, (0, 0, 2, 2))  # a region of the frame
     models.detector.detect(np.rot90(frame).copy())  # a turned crop
-    models.pose.model.run(frame)
+    models.pose.model._invoke()
     assert {name: len(values) for name, values in clock.spent.items()} == {"detector": 1, "crops": 2, "pose": 1}
 
 
