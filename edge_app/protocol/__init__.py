@@ -25,9 +25,7 @@ altered or re-ordered event breaks the chain; ``n`` counts each device's events 
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import re
 import time
@@ -37,7 +35,18 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-VERSION = 1
+from edge_app.protocol.encoding import (
+    VERSION,
+    ProtocolError,
+    b64,
+    canonical,
+    check_canonical,
+    load_message,
+    signed_bytes,
+    signed_part,
+    unb64,
+)
+
 MAX_EVENT_BYTES = 300
 PREFIX = f"invigil/v{VERSION}"
 DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,13}$")  # 3-14 characters: keeps every event within 300 bytes
@@ -51,7 +60,6 @@ PHASES = {"s": "start", "u": "update", "e": "end"}
 PHASE_CODES = {name: code for code, name in PHASES.items()}
 SEVERITIES = ("info", "warning", "critical")
 BOX_SCALE = 999  # box corners as shares of the frame, 0..999
-BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 REQUIRED = {"v", "id", "d", "n", "t", "k", "p", "s", "c", "h", "sig"}
 OPTIONAL = {"b", "e", "a", "w", "g", "r"}
 REFUSAL_REASONS = ("disk_full", "store_error")  # why a unit's outbox refused alerts (an events_refused's "r")
@@ -67,14 +75,6 @@ class SignatureCheck(Protocol):
     def verify(self, signature: bytes, data: bytes) -> None: ...
 
 
-class ProtocolError(ValueError):
-    """A message that does not follow the contract; ``reason`` is a short code for dead-letter tables."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason, self.detail = reason, detail
-
-
 def device_topic(device_id: str, leaf: str) -> str:
     """``invigil/v1/dev/<device>/<leaf>`` (leaf: event, status, stats or cmd/<name>)."""
     if not DEVICE_ID.fullmatch(device_id):
@@ -86,24 +86,6 @@ def proctor_topic(exam_id: str) -> str:
     return f"{PREFIX}/proctor/{exam_id}/alerts"
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def unb64(text: str, size: int, field: str) -> bytes:
-    if not BASE64URL.match(text):
-        raise ProtocolError("malformed", f"{field} is not base64url")
-    try:
-        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (ValueError, TypeError):
-        raise ProtocolError("malformed", f"{field} is not base64url") from None
-    if len(data) != size:
-        raise ProtocolError("malformed", f"{field} must hold {size} bytes, not {len(data)}")
-    if b64(data) != text:  # the unused low bits of the last character set: another text for the same bytes
-        raise ProtocolError("not_canonical", f"{field} is not canonical base64url (unused bits set)")
-    return data
-
-
 def new_event_id(now_ms: int | None = None) -> str:
     """A UUIDv7 (time-ordered, 48-bit ms timestamp + 74 random bits) as 22 base64url characters."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -111,34 +93,6 @@ def new_event_id(now_ms: int | None = None) -> str:
     raw[6] = (raw[6] & 0x0F) | 0x70  # version 7
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return b64(bytes(raw))
-
-
-def canonical(fields: dict[str, Any]) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
-
-
-def check_canonical(payload: bytes, fields: dict[str, Any], what: str) -> None:
-    """ProtocolError ``not_canonical`` unless ``payload`` is byte for byte the canonical JSON of ``fields``:
-    spacing, key order, escapes, duplicate keys or trailing bytes would let other bytes carry one signature."""
-    expected = canonical(fields)
-    if payload != expected:
-        at = next((i for i, (a, b) in enumerate(zip(payload, expected, strict=False)) if a != b),
-                  min(len(payload), len(expected)))
-        raise ProtocolError("not_canonical", f"{what}: not canonical JSON (sorted keys, no spaces, \\u escapes "
-                            f"only for non-ASCII, nothing after the object): differs at byte {at}")
-
-
-def signed_bytes(fields: dict[str, Any]) -> bytes:
-    """What ``sig`` signs: the canonical payload with its ``,"sig":"..."`` member cut out."""
-    return canonical({k: v for k, v in fields.items() if k != "sig"})
-
-
-def signed_part(payload: bytes, fields: dict[str, Any]) -> bytes:
-    """:func:`signed_bytes` of a payload already checked canonical (``check_canonical``), cut from its bytes
-    instead of encoded again: ``sig`` is never the first key and no other value can hold its quoted member."""
-    member = b',"sig":"' + str(fields["sig"]).encode("ascii") + b'"'
-    at = payload.find(member)
-    return payload[:at] + payload[at + len(member):] if at > 0 else signed_bytes(fields)
 
 
 def chain_hash(payload: bytes) -> str:
@@ -203,24 +157,6 @@ def encode_event(event: Event, key: Ed25519PrivateKey) -> bytes:
     payload = canonical(fields)
     _check(fields, payload)
     return payload
-
-
-def load_message(payload: bytes, max_bytes: int, what: str) -> dict[str, Any]:
-    """The JSON object of a version-1 message, or ProtocolError (oversized, malformed, unknown_version)."""
-    if len(payload) > max_bytes:
-        raise ProtocolError("oversized", f"{what}: {len(payload)} bytes, at most {max_bytes}")
-    try:
-        fields = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("malformed", f"{what}: not JSON: {exc}") from None
-    except RecursionError:  # a few KiB of '[' nest deeper than the parser goes
-        raise ProtocolError("malformed", f"{what}: JSON nested too deeply") from None
-    if not isinstance(fields, dict):
-        raise ProtocolError("malformed", f"{what}: not a JSON object")
-    if type(fields.get("v")) is not int or fields["v"] != VERSION:  # JSON true == 1 in Python
-        raise ProtocolError("unknown_version", f"{what}: schema version {fields.get('v')!r}, this side speaks "
-                                               f"{VERSION}")
-    return fields
 
 
 def decode_event(payload: bytes, public_key: SignatureCheck | None) -> Event:
