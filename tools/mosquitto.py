@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tools.processes import stop_process
+
 INSTALL = "apt-get install -y mosquitto"
 WAIT_SECONDS = 10.0
 
@@ -85,12 +87,7 @@ class BrokerProcess:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(WAIT_SECONDS)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait(WAIT_SECONDS)
+        stop_process(self._process, WAIT_SECONDS)
         self._process = None
 
     def kill(self) -> None:

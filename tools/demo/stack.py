@@ -13,8 +13,6 @@ import getpass
 import json
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from cloud_bridge.tokens import Tokens
 from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol.keys import load_or_create_key, public_pem
 from tools.mosquitto import BrokerProcess, free_port
+from tools.processes import start_bridge, stop_process, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
@@ -111,20 +110,8 @@ class Stack:
         self.broker.start()
 
     def start_bridge(self) -> None:
-        with (self.logs / "bridge.log").open("ab") as log:
-            self.bridge = subprocess.Popen([sys.executable, "-m", "cloud_bridge", "serve", "--config",
-                                            str(self.bridge_config)], cwd=ROOT, stdout=log, stderr=log)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            if self.bridge.poll() is not None:
-                raise RuntimeError(f"the bridge exited at start: {self.tail('bridge.log')}")
-            try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the bridge did not answer on {self.url} within {WAIT_SECONDS:g} s")
+        self.bridge, url = start_bridge(self.bridge_config, self.logs / "bridge.log", ROOT, WAIT_SECONDS)
+        assert url == self.url, f"the bridge serves on {url}, not on its configured {self.url}"
 
     def start_edge(self, text: bool = False) -> subprocess.Popen[bytes]:
         args = [sys.executable, "-m", "edge_app", "run", "--config", str(self.edge_config)]
@@ -135,16 +122,9 @@ class Stack:
 
     def stop(self) -> None:
         for process in (self.edge, self.bridge):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(WAIT_SECONDS)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process, WAIT_SECONDS)
         if self.broker is not None:
             self.broker.stop()
 
     def tail(self, name: str) -> str:
-        path = self.logs / name
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        return tail(self.logs / name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import getpass
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -27,11 +26,11 @@ from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol.keys import load_or_create_key, public_pem
 from tools.faults.proxy import Proxy
 from tools.mosquitto import BrokerProcess, free_port
+from tools.processes import start_bridge, stop_process, tail
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"  # the bridge only forwards the enrolled photo
-SERVING = re.compile(r"bridge serving on (http://[0-9.]+:[0-9]+)")  # what `serve` prints once it listens
 UNIT_LINK = {"keepalive": 5, "backoff_min": 0.2, "backoff_max": 2.0}  # as the demo's unit; the rest as deployed
 
 
@@ -161,23 +160,7 @@ class FaultStack:
         self.broker.start()
 
     def start_bridge(self) -> None:
-        path = self.logs / "bridge.log"
-        seen = path.stat().st_size if path.exists() else 0
-        with path.open("ab") as log:
-            self.bridge = subprocess.Popen([sys.executable, "-m", "cloud_bridge", "serve", "--config",
-                                            str(self.root / "bridge.toml")], cwd=ROOT, stdout=log, stderr=log)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline:
-            if self.bridge.poll() is not None:
-                raise RuntimeError(f"the bridge exited at start: {self.tail('bridge.log')}")
-            serving = SERVING.search(path.read_bytes()[seen:].decode(errors="replace"))
-            if serving is not None:
-                self.url = serving.group(1)
-                with urllib.request.urlopen(self.url + "/healthz", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            time.sleep(0.1)
-        raise RuntimeError(f"the bridge did not start serving within {WAIT_SECONDS:g} s: {self.tail('bridge.log')}")
+        self.bridge, self.url = start_bridge(self.root / "bridge.toml", self.logs / "bridge.log", ROOT, WAIT_SECONDS)
 
     def kill_bridge(self) -> None:
         assert self.bridge is not None
@@ -219,18 +202,11 @@ class FaultStack:
     def stop(self) -> None:
         for unit in self.units:
             unit.stop()
-        if self.bridge is not None and self.bridge.poll() is None:
-            self.bridge.terminate()
-            try:
-                self.bridge.wait(WAIT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.bridge.kill()
-                self.bridge.wait()
+        stop_process(self.bridge, WAIT_SECONDS)
         if self.broker is not None:
             self.broker.stop()
         for proxy in [self.bridge_proxy, *self.unit_proxies.values()]:
             proxy.close()
 
     def tail(self, name: str) -> str:
-        path = self.logs / name
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+        return tail(self.logs / name)

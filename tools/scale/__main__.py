@@ -33,6 +33,7 @@ from edge_app.protocol.keys import load_or_create_key
 from tools.bench import write_report
 from tools.mosquitto import BrokerProcess, anonymous_conf, free_port
 from tools.postgres import postgres_schema
+from tools.processes import stop_process
 from tools.scale.nats_cluster import NatsCluster
 from tools.scale.sim import Run, drive, figures, finish
 from tools.scale.units import Unit
@@ -95,15 +96,6 @@ def spawn(argv: list[str], ready: str, log: Path) -> subprocess.Popen[str]:
     raise RuntimeError(f"{argv[2]} not ready within {START_SECONDS:g} s")
 
 
-def stop(child: subprocess.Popen[str]) -> None:
-    child.terminate()
-    try:
-        child.wait(30)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait(10)
-
-
 def mosquitto_run(folder: Path, url: str, units: list[Unit], workers: int, rate: float, seconds: float) -> Outcome:
     port = free_port()
     (folder / "mosquitto.conf").write_text(anonymous_conf(port, folder))
@@ -124,7 +116,7 @@ def mosquitto_run(folder: Path, url: str, units: list[Unit], workers: int, rate:
             rows = wait_stored(url, run)
             asyncio.run(finish(run))
         finally:
-            stop(bridge)
+            stop_process(bridge)
     finally:
         broker.stop()
     return run, rows
@@ -143,7 +135,7 @@ def nats_run(folder: Path, url: str, units: list[Unit], workers: int, rate: floa
             rows = wait_stored(url, run)
             asyncio.run(finish(run))
         finally:
-            stop(bridge)
+            stop_process(bridge)
     finally:
         cluster.stop()
     return run, rows
