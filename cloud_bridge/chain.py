@@ -27,9 +27,6 @@ from edge_app.protocol import Event, ProtocolError, chain_hash
 
 Known = dict[tuple[str, int], tuple[bytes, str]]  # (device, seq) -> (payload, h) of events stored or being stored
 WALK = 256  # sequence numbers read at a time while the watermark moves
-_events = EventRow.__table__.c
-WALK_FROM = (select(_events.seq).where(_events.device_id == bindparam("device"), _events.seq > bindparam("after"))
-             .order_by(_events.seq).limit(WALK))
 SAVE_DEVICE = (update(Device).where(Device.__table__.c.device_id == bindparam("device"))
                .values(last_seq=bindparam("seq"), last_seen=bindparam("seen")))
 
@@ -121,23 +118,12 @@ def save_devices(session: Session, devices: Collection[Locked], seen_at: float) 
                                                    for d in devices])
 
 
-def advance(session: Session, device_id: str, last_seq: int) -> int:
-    """The device's watermark moved from ``last_seq`` over every stored event right above it."""
-    while True:
-        seqs = session.connection().execute(WALK_FROM, {"device": device_id, "after": last_seq}).scalars().all()
-        for seq in seqs:
-            if seq > last_seq + 1:
-                return last_seq
-            last_seq = seq  # a replayed number comes twice: the second is no step
-        if len(seqs) < WALK:
-            return last_seq
-
-
 def advance_all(session: Session, devices: Collection[Locked], known: Known, read: dict[str, set[int]]) -> None:
-    """:func:`advance` for a batch's devices (events just stored included), each walked through ``known`` (its
-    stored events and their neighbours) first, without a read: when the walk stops before a number in ``read``
-    (those read into ``known`` per device, under the device's lock), that number is not stored. The others
-    go on in one query for all of them (``WALK`` numbers above each watermark at a time), not one each."""
+    """Move the watermarks of ``devices`` over every stored event right above them (events just stored
+    included). Each is walked through ``known`` (its stored events and their neighbours) first, without a
+    read: when the walk stops before a number in ``read`` (those read into ``known`` per device, under the
+    device's lock), that number is not stored. The others go on in one query for all of them (``WALK``
+    numbers above each watermark at a time), not one each."""
     walking = []
     for device in devices:
         while (device.device_id, device.last_seq + 1) in known:
@@ -181,7 +167,9 @@ def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str,
         session.add(Gap(device_id=device_id, reason="missing", count=first_after - 1 - device.last_seq,
                         first_seq=device.last_seq + 1, last_seq=first_after - 1, event_id=row.event_id, found_at=now))
         row.flag = row.flag or "gap"
-        device.last_seq = advance(session, device_id, first_after)
+        walker = Locked(device_id, device.public_key, first_after)  # on over what is stored above the hole
+        advance_all(session, [walker], {}, {})
+        device.last_seq = walker.last_seq
     return found
 
 
