@@ -11,7 +11,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import delete, select
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cloud_bridge.health import Health
 from cloud_bridge.ingest import Ingestor, Outcome
-from cloud_bridge.outbox import BridgeOutbox, Payload
+from cloud_bridge.outbox import BridgeOutbox
 from cloud_bridge.proctor import ProctorFeed
 from cloud_bridge.receipts import Receipts
 from cloud_bridge.sessions import SessionError, Sessions, SessionView
@@ -51,14 +52,17 @@ class DeviceCommands:
         def build(number: int) -> bytes:
             numbered = {**fields, "c": number} if name in NUMBERED else fields
             return seal(name, numbered, self.key, now_ms, to=device_id)
-        self._add(session, device_topic(device_id, f"cmd/{name}"), build, retain)
+        with self._within(session) as within:
+            self.outbox.add(within, device_topic(device_id, f"cmd/{name}"), build, 1, retain)
 
-    def _add(self, session: Session | None, topic: str, payload: Payload, retain: bool) -> None:
+    @contextmanager
+    def _within(self, session: Session | None) -> Iterator[Session]:
+        """``session`` (the caller's transaction), or a transaction of the commands' own."""
         if session is not None:
-            self.outbox.add(session, topic, payload, 1, retain)
+            yield session
             return
         with self.outbox.store.session() as own, own.begin():
-            self.outbox.add(own, topic, payload, 1, retain)
+            yield own
 
     def session_start(self, view: SessionView, photo: bytes, rules: dict[str, object],
                       session: Session | None = None) -> None:
@@ -77,12 +81,9 @@ class DeviceCommands:
 
     def session_stop(self, device_id: str, session_id: str, session: Session | None = None) -> None:
         """Clear the retained start, then ``session_stop``, in one transaction."""
-        if session is None:
-            with self.outbox.store.session() as own, own.begin():
-                self.session_stop(device_id, session_id, own)
-            return
-        self._add(session, device_topic(device_id, "cmd/session_start"), b"", True)
-        self.send(device_id, "session_stop", {"session": session_id}, session=session)
+        with self._within(session) as within:
+            self.outbox.add(within, device_topic(device_id, "cmd/session_start"), b"", 1, True)
+            self.send(device_id, "session_stop", {"session": session_id}, session=within)
 
 
 class Dispatcher:
