@@ -13,7 +13,7 @@ TFL_VENV := .venv-tflite
 TFL_STAMP := $(TFL_VENV)/.installed-$(shell sha256sum requirements-tflite-runtime.txt | cut -c1-16)
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup system converter models scenarios demo test bench scale eval faults fuzz lint clean
+.PHONY: help setup system converter models scenarios demo test bench scale eval faults fuzz lint clean image image-test
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,3 +80,11 @@ lint: setup ## ruff and mypy
 
 clean: ## Remove build outputs and the virtualenv (the download/model cache stays)
 	rm -rf build $(VENV) $(TFL_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Not part of `test` (time, root). Figures in firmware/README.md, "Image".
+image: setup ## Debian Bookworm arm64 root filesystem with the unit (debootstrap, qemu-user-static; root; cached): build/image/
+	@test -f build/models/manifest.json || $(MAKE) models
+	PYTHON=$(abspath $(VPY)) firmware/image/build-rootfs.sh
+
+image-test: image ## Self-test in the arm64 image under emulation vs this x86 host: pins import, int8 models load, same detections
+	$(VPY) -m tools.image.check $(if $(BOOT),--boot)

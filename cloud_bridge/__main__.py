@@ -10,14 +10,29 @@ Commands:
                                                a new API token (client, or proctor of the exams named),
                                                printed once
   broker-config --config FILE --out DIR [--host H] [--port N] [--proctor NAME:PASSWORD_FILE]
+                [--admin NAME:PASSWORD_FILE]
                 [--tls-ca PEM --tls-cert PEM --tls-key PEM [--require-certificate] [--tls-version V]]
                 [--allow-plaintext] [--plugin SO] [--user NAME]
                                                Mosquitto config and accounts (dynamic-security plugin)
                                                from the registry; restart Mosquitto to apply them
+  enrol-code --config FILE [--device ID] [--ttl SECONDS] [--label TEXT]
+                                               a one-time enrolment code for a new unit, printed once
+  staff add --config FILE USERNAME [--password-file FILE]
+                                               a staff account (enrolment codes, fleet, revocation)
   key --config FILE                            the bridge's public key (PEM) that units verify commands with
   dead-letters --config FILE [--replay REASON] rejected messages by reason; handle those of REASON again
   gaps --config FILE --device ID [--after N] [--limit N] [--json]
                                                a unit's gaps: range, reason, events lost, flagged, filled
+  export --config FILE --session ID --out FILE a session's signed events, hash chain and keys, sealed
+  verify FILE [--device-key PEM] [--bridge-key PEM]
+                                               check an export offline; exit 1 naming the line that fails
+  report --config FILE --session ID --out DIR [--format html|pdf]
+                                               a session's report (timeline, score, decisions, snapshots)
+  regulator-feed --config FILE --exam EXAM --out FILE
+                                               per candidate risk and decisions, signed (FILE.sig beside it)
+  verify-feed FILE [--sig FILE.sig] [--bridge-key PEM]
+                                               check a regulator feed's signature offline; exit 1 if it fails
+  purge --config FILE [--dry-run] [--by NAME]  delete the evidence retention says is due (docs/review.md)
 """
 
 from __future__ import annotations
@@ -31,6 +46,10 @@ from pathlib import Path
 from types import FrameType
 
 from cloud_bridge.config import ConfigError, load
+from cloud_bridge.fleet_cli import add_commands as add_fleet_commands
+from cloud_bridge.fleet_cli import run as run_fleet_command
+from cloud_bridge.review_cli import add_commands as add_review_commands
+from cloud_bridge.review_cli import run as run_review_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=1883)
     broker.add_argument("--proctor", action="append", default=[], metavar="NAME:PASSWORD_FILE",
                         help="a read-only proctor account for the alerts topics")
+    broker.add_argument("--admin", action="append", default=[], metavar="NAME:PASSWORD_FILE",
+                        help="the bridge's broker admin account (fleet.broker_admin): adds and removes unit "
+                        "accounts on the running broker")
     broker.add_argument("--tls-ca", type=Path, metavar="PEM", help="CA of client certificates (TLS listener)")
     broker.add_argument("--tls-cert", type=Path, metavar="PEM", help="the broker's certificate chain")
     broker.add_argument("--tls-key", type=Path, metavar="PEM", help="its private key")
@@ -79,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     broker.add_argument("--user", help="the Unix user Mosquitto runs as (default: mosquitto, when started as root); "
                         "it is given the accounts file and the data folder")
     command("key", "print the bridge's public key")
+    add_fleet_commands(commands, command)
     dead = command("dead-letters", "count rejected messages by reason, or handle those of one reason again")
     dead.add_argument("--replay", metavar="REASON", help="e.g. internal (after a fix) or unknown_device (after "
                       "registering it); commands are not sent from a replay")
@@ -87,6 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     gaps.add_argument("--after", type=int, default=0, metavar="N", help="only gaps with an id above N (a cursor)")
     gaps.add_argument("--limit", type=int, default=100, metavar="N", help="at most N gaps (1-500)")
     gaps.add_argument("--json", action="store_true", help="one JSON object per gap (as the HTTP API shows it)")
+    add_review_commands(commands, command)
     return parser
 
 
@@ -110,7 +134,7 @@ def _serve(config_path: Path) -> int:
 
 
 def _broker_config(args: argparse.Namespace) -> int:
-    from cloud_bridge.broker import BrokerUser, TlsFiles, hash_password, write_broker_files
+    from cloud_bridge.broker import BrokerUser, Role, TlsFiles, hash_password, write_broker_files
     from cloud_bridge.ingest import Ingestor
     from cloud_bridge.store import Store
 
@@ -121,9 +145,11 @@ def _broker_config(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     users = [BrokerUser(mqtt.username, hash_password(mqtt.password_file.read_text().strip()), "bridge")]
-    for entry in args.proctor:
-        name, _, password_file = entry.partition(":")
-        users.append(BrokerUser(name, hash_password(Path(password_file).read_text().strip()), "proctor"))
+    extra: list[tuple[Role, list[str]]] = [("proctor", args.proctor), ("control", args.admin)]
+    for role, entries in extra:
+        for entry in entries:
+            name, _, password_file = entry.partition(":")
+            users.append(BrokerUser(name, hash_password(Path(password_file).read_text().strip()), role))
     store = Store(config.database_url)
     devices = Ingestor(store).devices()
     store.close()
@@ -243,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args.config)
         if args.command == "broker-config":
             return _broker_config(args)
+        for run in (run_fleet_command, run_review_command):
+            if (done := run(args)) is not None:
+                return done
         return _registry(args)
     except ConfigError as exc:
         print(exc, file=sys.stderr)

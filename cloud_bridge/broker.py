@@ -3,10 +3,12 @@
 Every camera unit has its own MQTT account, named after its device id, bound to that one client id, that may
 write only its own ``event``/``status``/``stats``/``pair`` topics and read only its own ``cmd/#``. The bridge
 account reads and writes everything under ``invigil/v1/`` and alone may join the ``$share/bridge`` group;
-proctor accounts only read ``invigil/v1/proctor/#``. Accounts and rights go to Mosquitto's dynamic-security
-plugin (cloud_bridge.dynsec explains why not ``password_file``/``acl_file``). The bridge writes
-``mosquitto.conf`` and ``dynamic-security.json`` (mode 0600: password hashes) atomically; the plugin reads
-its file when the broker starts, so a new account needs a broker restart (sessions and queues persist).
+proctor accounts only read ``invigil/v1/proctor/#``; a control account (the bridge's broker admin, for
+enrolment and revocation: cloud_bridge.broker_admin) only uses the plugin's ``$CONTROL/dynamic-security``
+topic. Accounts and rights go to Mosquitto's dynamic-security plugin (cloud_bridge.dynsec explains why not
+``password_file``/``acl_file``). The bridge writes ``mosquitto.conf`` and ``dynamic-security.json`` (mode 0600:
+password hashes) atomically; the plugin reads its file when the broker starts, so a new account needs a broker
+restart (sessions and queues persist) unless the bridge's admin account adds it to the running broker.
 The listener is TLS, or plain TCP on loopback only unless a trusted network is named explicitly.
 """
 
@@ -31,7 +33,7 @@ from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol import DEVICE_ID
 from edge_app.protocol.commands import MAX_COMMAND_BYTES
 
-Role = Literal["device", "bridge", "proctor"]
+Role = Literal["device", "bridge", "proctor", "control"]
 ROLES: tuple[str, ...] = get_args(Role)
 TlsVersion = Literal["tlsv1.2", "tlsv1.3"]
 TLS_VERSIONS: tuple[str, ...] = get_args(TlsVersion)

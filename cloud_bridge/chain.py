@@ -151,25 +151,28 @@ def advance_all(session: Session, devices: Collection[Locked], known: Known, rea
 
 
 def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str, int, int]]:
-    """Flag holes older than ``gap_after`` seconds; (device, first missing, last missing) for each."""
+    """Flag holes older than ``gap_after`` seconds, every one of a device's in one run; (device, first missing,
+    last missing) for each."""
     found = []
     devices = session.scalars(select(Device.device_id).join(
         EventRow, (EventRow.device_id == Device.device_id) & (EventRow.seq > Device.last_seq)).distinct()).all()
     for device_id in sorted(devices):  # locked in the order batches lock them (no deadlock), and read again
         device = session.get(Device, device_id, with_for_update=True, populate_existing=True)
         assert device is not None  # devices are never deleted
-        first_after = session.scalar(select(func.min(EventRow.seq)).where(EventRow.device_id == device_id,
-                                                                          EventRow.seq > device.last_seq))
-        row = session.scalar(select(EventRow).where(EventRow.device_id == device_id, EventRow.seq == first_after))
-        if first_after is None or row is None or row.received_at > now - gap_after:
-            continue
-        found.append((device_id, device.last_seq + 1, first_after - 1))
-        session.add(Gap(device_id=device_id, reason="missing", count=first_after - 1 - device.last_seq,
-                        first_seq=device.last_seq + 1, last_seq=first_after - 1, event_id=row.event_id, found_at=now))
-        row.flag = row.flag or "gap"
-        walker = Locked(device_id, device.public_key, first_after)  # on over what is stored above the hole
-        advance_all(session, [walker], {}, {})
-        device.last_seq = walker.last_seq
+        while True:  # each hole in turn, lowest first: the watermark moves over what is stored above it
+            first_after = session.scalar(select(func.min(EventRow.seq)).where(EventRow.device_id == device_id,
+                                                                              EventRow.seq > device.last_seq))
+            row = session.scalar(select(EventRow).where(EventRow.device_id == device_id, EventRow.seq == first_after))
+            if first_after is None or row is None or row.received_at > now - gap_after:
+                break
+            found.append((device_id, device.last_seq + 1, first_after - 1))
+            session.add(Gap(device_id=device_id, reason="missing", count=first_after - 1 - device.last_seq,
+                            first_seq=device.last_seq + 1, last_seq=first_after - 1, event_id=row.event_id,
+                            found_at=now))
+            row.flag = row.flag or "gap"
+            walker = Locked(device_id, device.public_key, first_after)  # on over what is stored above the hole
+            advance_all(session, [walker], {}, {})
+            device.last_seq = walker.last_seq
     return found
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cloud_bridge.retention import RetentionConfig
+from cloud_bridge.risk import RiskWeights
 from edge_app.env_overrides import OverrideError, apply_env
 from edge_app.protocol.commands import MAX_PHOTO_BYTES
 from edge_app.protocol.transport import BrokerConnection
@@ -43,6 +45,39 @@ class MqttConfig(BrokerConnection):
     batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="milliseconds a consumer waits after a batch's "
                                  "first message for more before it stores the batch (0: only what has arrived); "
                                  "an event's proctor alert may wait this long")
+
+
+class EngineConfig(BaseModel):
+    """Which broker the bridge works through: Mosquitto (the embedded default) or a NATS cluster (docs/scale.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["mosquitto", "nats"] = Field("mosquitto", description="mosquitto: MQTT consumers on $share and "
+                                                 "the MQTT publisher, both through [mqtt]; nats: the JetStream "
+                                                 "consumer on the stream INVIGIL_DEV and a JetStream publisher into "
+                                                 "the MQTT gateway's stream, through nats_servers ([mqtt] unused; "
+                                                 "units use the gateway's MQTT port with link.broker.protocol "
+                                                 "3.1.1)")
+    nats_servers: list[str] = Field(default_factory=list, description="the NATS cluster's client URLs "
+                                    "(nats://host:4222 or tls://...), any of which will do; needed by engine nats")
+    nats_workers: int = Field(2, ge=1, le=32, description="pull workers sharing the JetStream durable 'bridge' "
+                              "in this process (more processes, on any host, share it too)")
+    stream_replicas: int = Field(3, ge=1, le=5, description="replicas of INVIGIL_DEV when the bridge creates it "
+                                 "(an existing stream is left as it is)")
+
+    @field_validator("nats_servers")
+    @classmethod
+    def _urls(cls, servers: list[str]) -> list[str]:
+        bad = [url for url in servers if not url.startswith(("nats://", "tls://"))]
+        if bad:
+            raise ValueError(f"not a nats:// or tls:// URL: {', '.join(bad)}")
+        return servers
+
+    @model_validator(mode="after")
+    def _servers_for_nats(self) -> EngineConfig:
+        if self.engine == "nats" and not self.nats_servers:
+            raise ValueError("engine nats needs nats_servers")
+        return self
 
 
 class HttpConfig(BaseModel):
@@ -92,6 +127,29 @@ class DeadLetterConfig(BaseModel):
                             "once before sampling starts")
 
 
+class FleetConfig(BaseModel):
+    """Enrolment of new units, staff logins and the fleet's rules (cloud_bridge/fleet.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min_software_version: str | None = Field(None, pattern=r"^[0-9]+(\.[0-9]+){0,3}$", description="the oldest "
+                                             "unit software an exam may be paired with (staff may raise it at run "
+                                             "time, never below this); a unit of unknown version is below any")
+    code_ttl: float = Field(86_400.0, ge=60, le=30 * 86_400, description="seconds an enrolment code stays valid "
+                            "unless its issuer says otherwise")
+    staff_session_ttl: float = Field(43_200.0, ge=300, le=7 * 86_400, description="seconds a staff login lasts")
+    unit_broker_host: str | None = Field(None, min_length=1, description="broker host told to enrolled units "
+                                         "(default: mqtt.host)")
+    unit_broker_port: int | None = Field(None, ge=1, le=65535, description="its port (default: mqtt.port)")
+    unit_broker_tls: bool | None = Field(None, description="whether units connect with TLS (default: mqtt.tls)")
+    accounts_file: Path | None = Field(None, description="the broker's dynamic-security.json (from broker-config) "
+                                       "whose unit accounts the bridge rewrites on enrolment and revocation")
+    broker_admin: BrokerConnection | None = Field(None, description="an admin account (broker-config --admin) "
+                                                  "that adds and removes unit accounts on the running broker and "
+                                                  "disconnects a revoked unit at once; without it a restart applies "
+                                                  "them")
+
+
 class BridgeConfig(BaseModel):
     """Everything the cloud bridge needs."""
 
@@ -102,6 +160,8 @@ class BridgeConfig(BaseModel):
     key_file: Path = Field(Path("bridge.key"), description="the bridge's Ed25519 key that signs device commands "
                            "(created on first start, mode 0600); devices hold its public half")
     mqtt: MqttConfig = Field(..., description="the broker")
+    broker: EngineConfig = Field(default_factory=EngineConfig,  # type: ignore[arg-type]
+                                 description="which broker: Mosquitto through [mqtt] (default) or a NATS cluster")
     http: HttpConfig = Field(default_factory=HttpConfig)  # type: ignore[arg-type]
     pairing_ttl: float = Field(900.0, gt=0, le=86_400, description="seconds a pairing code stays valid")
     offline_after: float = Field(30.0, ge=5, le=3600, description="seconds without any message from a paired "
@@ -112,6 +172,13 @@ class BridgeConfig(BaseModel):
                              "last (events still on their way, out of order) before it is flagged as a gap")
     dead_letters: DeadLetterConfig = Field(default_factory=DeadLetterConfig,  # type: ignore[arg-type]
                                            description="rejected messages: payload cap and sampling under flood")
+    fleet: FleetConfig = Field(default_factory=FleetConfig,  # type: ignore[arg-type]
+                               description="enrolment, staff logins and the fleet's minimum software version")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig,
+                                       description="evidence retention: the sweep's interval and the default "
+                                       "policy (cloud_bridge/retention.py)")
+    review: RiskWeights = Field(default_factory=RiskWeights, description="the weights of the sessions' risk score "
+                                "the review pages rank by (cloud_bridge/risk.py, docs/review.md)")
     rules: dict[str, Any] = Field(default_factory=dict, description="rule overrides sent to every device at session "
                                   "start (the device's rules section: preset, per-kind thresholds), checked as the "
                                   "unit checks them")
@@ -133,6 +200,13 @@ def _resolve(data: dict[str, Any], base: Path) -> None:
                         ("ca_file", "cert_file", "key_file", "password_file"))):
         if isinstance(holder, dict) and isinstance(holder.get(key), str) and not Path(holder[key]).is_absolute():
             holder[key] = str(base / holder[key])
+    fleet = data.get("fleet")
+    if isinstance(fleet, dict):
+        holders = [(fleet, "accounts_file"), *((fleet.get("broker_admin"), k) for k in
+                                                 ("ca_file", "cert_file", "key_file", "password_file"))]
+        for holder, key in holders:
+            if isinstance(holder, dict) and isinstance(holder.get(key), str) and not Path(holder[key]).is_absolute():
+                holder[key] = str(base / holder[key])
     url = data.get("database_url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         data["database_url"] = f"sqlite:///{base / url[len('sqlite:///'):]}"

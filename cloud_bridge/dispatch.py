@@ -93,6 +93,7 @@ class Dispatcher:
         self.ingestor, self.sessions, self.feed, self.health = ingestor, sessions, feed, health
         self.commands, self.rules, self.receipts, self.clock = commands, rules or {}, receipts, clock
         self._stops: dict[str, float] = {}  # device -> when a stale session was last stopped again
+        self._own: dict[str, tuple[str, float]] = {}  # device -> a session found its own and running, and when
 
     def handle(self, topic: str, payload: bytes) -> str:
         """Handle one message; a short outcome (``stored``, ``paired``, ``dead_letter:<reason>``, ...)."""
@@ -219,13 +220,19 @@ class Dispatcher:
     def _stop_if_ended(self, device_id: str, session_id: str) -> None:
         """A heartbeat naming a session that is not (or no longer) this unit's: its session_stop was lost on the
         way (a broker that died before saving it); send it again, at most every STOP_AGAIN seconds."""
-        if self.commands is None or self.clock() - self._stops.get(device_id, -STOP_AGAIN) < STOP_AGAIN:
+        now = self.clock()
+        if self.commands is None or now - self._stops.get(device_id, -STOP_AGAIN) < STOP_AGAIN:
             return
+        own = self._own.get(device_id)
+        if own is not None and own[0] == session_id and now - own[1] < STOP_AGAIN:
+            return  # found its own at most STOP_AGAIN ago: one read of the session per unit per STOP_AGAIN
         view = self.sessions.get(session_id)
         if view is not None and view.device_id == device_id and (
                 view.state != "ended" or self.sessions.clock() - (view.ended_at or 0.0) < STOP_AGAIN):
+            self._own[device_id] = (session_id, now)
             return  # its own session, or one ended so recently that the stop may still be on its way
-        self._stops[device_id] = self.clock()
+        self._own.pop(device_id, None)
+        self._stops[device_id] = now
         log.warning("device %s still runs session %s, which is not its own: sending session_stop again", device_id,
                     session_id)
         self.commands.session_stop(device_id, session_id)

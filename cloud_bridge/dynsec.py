@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 SHARE_GROUP = "bridge"  # the bridge consumers' shared-subscription group (cloud_bridge.mqtt subscribes to it)
 DEVICE_WRITES = ("event", "pair", "stats", "status")  # what a unit publishes under its own topic
+CONTROL_TOPIC = "$CONTROL/dynamic-security"  # the plugin's control topic (admin accounts only)
 SALT_BYTES, HASH_BYTES = 12, 64  # the plugin's PBKDF2-SHA512 salt and hash sizes (as mosquitto_passwd)
 
 
@@ -53,6 +54,8 @@ def role_acls(user: BrokerUser) -> list[dict[str, Any]]:
                 _acl("subscribePattern", shared), _acl("unsubscribePattern", shared)]
     if user.role == "proctor":
         return _reads(f"{PREFIX}/proctor/#")
+    if user.role == "control":  # the bridge's broker admin (cloud_bridge.broker_admin): accounts, nothing else
+        return [_acl("publishClientSend", f"{CONTROL_TOPIC}/#"), *_reads(f"{CONTROL_TOPIC}/#")]
     own = f"{PREFIX}/dev/{user.name}"
     return [*(_acl("publishClientSend", f"{own}/{leaf}") for leaf in DEVICE_WRITES), *_reads(f"{own}/cmd/#")]
 

@@ -42,6 +42,7 @@ from cloud_bridge.dead_letters import DeadLetters, source_of
 from cloud_bridge.signatures import SodiumKey
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, EventRow
+from cloud_bridge.units import revoked_among
 from edge_app.protocol import DEVICE_ID, PREFIX, Event, ProtocolError, decode_event
 
 log = logging.getLogger(__name__)
@@ -168,7 +169,7 @@ class Ingestor:
         stored: list[tuple[int, Event, str | None]] = []  # message index, event, chain flag
         with self.store.write_transaction() as session:  # SQLite: one writer at a time
             devices = lock_devices(session, set(topics.values()))  # PostgreSQL: these devices in turn
-            events = self._checked(messages, topics, early, devices, rejects)
+            events = self._checked(messages, topics, early, devices, revoked_among(session, devices), rejects)
             payloads, known = read_batch(session, events.values())
             rows: list[dict[str, Any]] = []
             for index, event in events.items():
@@ -209,15 +210,18 @@ class Ingestor:
 
     def _checked(self, messages: Sequence[Message], topics: dict[int, str],
                  early: dict[int, tuple[str, Event | ProtocolError]], devices: dict[str, Locked],
-                 rejects: list[tuple[int, str, str]]) -> dict[int, Event]:
+                 revoked: set[str], rejects: list[tuple[int, str, str]]) -> dict[int, Event]:
         """The batch's events (by message index) of registered devices, signed by the key in the device's row:
         decoded before the lock (``early``, with the PEM used) or now, when the key has changed meanwhile or was
-        not known then. The others go to ``rejects``."""
+        not known then. The others go to ``rejects`` (a revoked unit's too, signed or not)."""
         events: dict[int, Event] = {}
         for index, device_id in topics.items():
             device = devices.get(device_id)
             if device is None:
                 rejects.append((index, "unknown_device", f"device {device_id} is not registered"))
+                continue
+            if device_id in revoked:
+                rejects.append((index, "revoked", f"device {device_id} is revoked"))
                 continue
             pem, result = early.get(index, (None, None))
             if pem != device.public_key or result is None:

@@ -1,13 +1,14 @@
-"""Prototype: the bridge consuming a replicated JetStream stream instead of an MQTT shared subscription.
+"""The bridge consuming a replicated JetStream stream instead of an MQTT shared subscription.
 
-For a national exam day behind a NATS cluster (docs/scale.md). NATS's MQTT gateway turns a unit's topic
-``invigil/v1/dev/<id>/event`` into the subject ``invigil.v1.dev.<id>.event``; the stream ``INVIGIL_DEV``
-(file storage, 3 replicas) captures the device subjects, and every bridge worker pulls batches from one
-durable consumer with explicit acknowledgements: the same ``Dispatcher.handle_batch`` as the MQTT consumers,
-each message acknowledged only after its batch committed, one the handler could not handle (an Exception,
-the database away) negatively acknowledged with a delay so JetStream redelivers it. Workers share the
-durable's messages, in this process or on other hosts; ingest is idempotent, so a redelivery after a crash
-is a ``duplicate``.
+For a national exam day behind a NATS cluster (docs/scale.md): ``serve`` runs it with ``[broker] engine =
+"nats"`` (cloud_bridge/nats_engine.py runs it on a thread and publishes the bridge's messages). NATS's MQTT
+gateway turns a unit's topic ``invigil/v1/dev/<id>/event`` into the subject ``invigil.v1.dev.<id>.event``; the
+stream ``INVIGIL_DEV`` (file storage, 3 replicas) captures the device subjects, and every bridge worker pulls
+batches from one durable consumer with explicit acknowledgements: the same ``Dispatcher.handle_batch`` as the
+MQTT consumers, each message acknowledged only after its batch committed, one the handler could not handle (an
+Exception, the database away) negatively acknowledged with a delay so JetStream redelivers it. Workers share the
+durable's messages, in this process or on other hosts; ingest is idempotent, so a redelivery after a crash is a
+``duplicate``.
 """
 
 from __future__ import annotations

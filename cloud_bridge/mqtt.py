@@ -33,6 +33,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from cloud_bridge.config import MqttConfig
 from cloud_bridge.dynsec import SHARE_GROUP  # reserved to the bridge account by the broker's rights
+from cloud_bridge.exactly_once import ExactlyOnce, PacketIdClient
+from cloud_bridge.store import Store
 from edge_app.protocol import PREFIX
 from edge_app.protocol.transport import new_client
 
@@ -84,6 +86,7 @@ class Consumer:
         self.config, self.index, self.handler, self.batch = config, index, handler, batch
         self.client_id = f"{config.client_prefix}-{index}"
         self.connected = threading.Event()
+        self.subscribed = threading.Event()  # the broker accepted every filter: messages published now arrive
         self.handled = 0  # messages acknowledged
         self.batches = 0  # batches handled
         self.retrying = 0  # messages waiting for a retry (the database was away)
@@ -127,9 +130,12 @@ class Consumer:
                    if reason.is_failure]
         if refused:  # e.g. an account without the bridge role: nothing arrives on these filters
             log.error("bridge consumer %s: the broker refused %s", self.client_id, ", ".join(refused))
+        else:
+            self.subscribed.set()
 
     def _on_disconnect(self, *_args: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._queue.put(Delivery(self._connection, message.mid, message.qos, message.topic, bytes(message.payload)))
@@ -208,15 +214,30 @@ class Consumer:
 
 
 class Publisher:
-    """Publishes commands and proctor alerts; QoS 1 messages wait in paho's queue while disconnected."""
+    """Publishes commands (QoS 1) and proctor alerts (QoS 2, exactly once through :meth:`exactly_once`) on a
+    persistent session; messages wait in paho's queue while disconnected."""
 
     def __init__(self, config: MqttConfig) -> None:
         self.config = config
         self.connected = threading.Event()
-        self.client = new_client(config, f"{config.client_prefix}-pub")
+        self.client_id = f"{config.client_prefix}-pub"  # names the session its QoS 2 outbox rows belong to
+        client = new_client(config, self.client_id, PacketIdClient)
+        assert isinstance(client, PacketIdClient)
+        self.client = client
         self.client.max_queued_messages_set(100_000)
         self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
         self.client.on_disconnect = lambda *_a: self.connected.clear()
+        self._exactly_once: ExactlyOnce | None = None
+
+    def exactly_once(self, store: Store) -> ExactlyOnce:
+        """This publisher's QoS 2 outbox rows in ``store`` (one per publisher; made before :meth:`start`)."""
+        if self._exactly_once is None:
+            if self.config.session_expiry == 0:
+                log.warning("bridge publisher: session_expiry 0 ends its session at each disconnect: proctor "
+                            "alerts caught by one may arrive twice")
+            self._exactly_once = ExactlyOnce(store, self.client, self.client_id)
+        return self._exactly_once
 
     def start(self) -> None:
         _connect(self.client, self.config, clean_start=False)
@@ -230,8 +251,19 @@ class Publisher:
         if reason.is_failure:  # e.g. a wrong password: not connected, whatever the callback's name says
             log.warning("bridge publisher: broker refused the connection: %s", reason)
             return
+        if self._exactly_once is not None:
+            try:  # before paho sends its queue again, right after this callback
+                self._exactly_once.resume(bool(_flags.session_present))
+            except Exception:  # the store is away: paho's own queue goes out (what this process published)
+                log.exception("bridge publisher: unfinished QoS 2 messages not taken up from the store")
         self.connected.set()
 
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: ReasonCode,
+                    _properties: Properties) -> None:
+        if self._exactly_once is not None:
+            self._exactly_once.completed(mid)
+
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
-        """Queue a message; the returned info's ``is_published()`` turns true on the broker's PUBACK."""
+        """Queue a message; the returned info's ``is_published()`` turns true on the broker's PUBACK (QoS 2: its
+        PUBCOMP; the outbox sends its QoS 2 rows through :meth:`exactly_once` instead)."""
         return self.client.publish(topic, payload, qos=qos, retain=retain)

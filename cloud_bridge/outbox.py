@@ -1,5 +1,5 @@
 """The bridge's outbox: what it publishes (proctor alerts, device commands) is written in the transaction that
-caused it, published after the commit, and marked sent on the broker's PUBACK.
+caused it, published after the commit, and marked sent on the broker's PUBACK (QoS 1) or PUBCOMP (QoS 2).
 
 So a bridge that dies between storing an event and republishing its alert (or between ending a session and
 telling the unit) publishes it when it starts again: a crash delays a message, never drops it. ``add`` puts
@@ -7,8 +7,14 @@ a row in the caller's transaction; when that transaction commits, the rows are h
 once. The relay (:meth:`BridgeOutbox.run`, one thread of the running bridge) marks acknowledged rows sent,
 publishes rows nobody is publishing (left by a crash or a failed publish, or written by a process without a
 broker connection, such as a dead-letter replay) once they are ``stale_after`` seconds old, and prunes sent
-rows after ``keep_sent`` seconds. Delivery is at least once: every message carries its own id, and a
-message can arrive twice when a PUBACK is lost or two bridge processes both take an old row.
+rows after ``keep_sent`` seconds.
+
+QoS 1 rows (device commands) are delivered at least once: every message carries its own id, and one can
+arrive twice when a PUBACK is lost or two bridge processes both take an old row. QoS 2 rows (proctor alerts)
+published through a :class:`~cloud_bridge.mqtt.Publisher` go exactly once (cloud_bridge/exactly_once.py):
+each is claimed with a packet id committed before its PUBLISH, taken up again at a reconnect or restart as the
+store says, and marked sent on its PUBCOMP. Over any other ``publish`` (a test double) they go at QoS 2 but
+are tracked like QoS 1 rows: at least once.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from paho.mqtt.enums import MQTTErrorCode
 from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
+from cloud_bridge.exactly_once import Row
+from cloud_bridge.mqtt import Publisher
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import OutboxMessage
 
@@ -56,6 +64,8 @@ class BridgeOutbox:
         self._lock = threading.Lock()
         self._inflight: dict[int, tuple[Any, float]] = {}  # row id -> (message info, DONE or None, handed at)
         self._next_prune = 0.0
+        owner = getattr(publish, "__self__", None)  # a Publisher's publish: QoS 2 rows go exactly once
+        self.exactly_once = owner.exactly_once(store) if isinstance(owner, Publisher) else None
 
     def add(self, session: Session, topic: str, payload: Payload, qos: int = 1, retain: bool = False) -> int:
         """Write a message in ``session``'s transaction; it is published once that commits. The row's id."""
@@ -94,8 +104,19 @@ class BridgeOutbox:
                                       .where(OutboxMessage.sent_at.is_(None))) or 0)
 
     def _after_commit(self, session: Session) -> None:
-        for row in session.info.pop(PENDING, []):
-            self._send(*row)
+        self._send_all(session.info.pop(PENDING, []))
+
+    def _send_all(self, rows: Sequence[tuple[int, str, bytes, int, bool]]) -> None:
+        once: list[Row] = []
+        for row_id, topic, payload, qos, retain in rows:
+            if qos == 2 and self.exactly_once is not None:
+                once.append((row_id, topic, payload, retain))
+            else:
+                self._send(row_id, topic, payload, qos, retain)
+        if once and self.exactly_once is not None:
+            sent = self.exactly_once.send(once)
+            with self._lock:
+                self.published += sent
 
     def _send(self, row_id: int, topic: str, payload: bytes, qos: int, retain: bool) -> None:
         if self.publish is None:
@@ -132,15 +153,18 @@ class BridgeOutbox:
                     del self._inflight[row_id]
         for start in range(0, len(acked), CHUNK):
             chunk = acked[start:start + CHUNK]
-            try:
-                with self.store.session() as session, session.begin():
-                    session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(chunk)).values(sent_at=now))
-            except Exception as exc:  # a busy database: mark them at the next turn
-                log.warning("outbox: %d acknowledged messages not marked sent yet: %s", len(chunk), exc)
+            if self._mark_sent(chunk, now):
+                self.marked += len(chunk)
+            else:
                 with self._lock:
                     self._inflight.update({row_id: (DONE, now) for row_id in chunk})
-                continue
-            self.marked += len(chunk)
+        if self.exactly_once is not None:  # QoS 2 rows whose PUBCOMP came: sent, their packet ids freed
+            done = self.exactly_once.take_done()
+            ok = not done or self._mark_sent(list(done), now)
+            self.exactly_once.recorded(done, ok)
+            if ok:
+                self.marked += len(done)
+                acked += done
         if self.publish is not None:
             self._publish_stale(now)
         if now >= self._next_prune:
@@ -148,6 +172,19 @@ class BridgeOutbox:
             with self.store.session() as session, session.begin():
                 session.execute(delete(OutboxMessage).where(OutboxMessage.sent_at < now - self.keep_sent))
         return len(acked)
+
+    def _mark_sent(self, row_ids: list[int], now: float) -> bool:
+        """Mark rows sent (a QoS 2 row's packet id freed with it); False when the database is busy (the next
+        turn tries again)."""
+        try:
+            with self.store.session() as session, session.begin():
+                for start in range(0, len(row_ids), CHUNK):
+                    session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(row_ids[start:start + CHUNK]))
+                                    .values(sent_at=now, packet_id=None))
+            return True
+        except Exception as exc:
+            log.warning("outbox: %d acknowledged messages not marked sent yet: %s", len(row_ids), exc)
+            return False
 
     def _publish_stale(self, now: float) -> None:
         with self._lock:
@@ -159,11 +196,11 @@ class BridgeOutbox:
             rows = session.execute(
                 select(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.payload, OutboxMessage.qos,
                        OutboxMessage.retain)
-                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at <= now - self.stale_after)
+                .where(OutboxMessage.sent_at.is_(None), OutboxMessage.created_at <= now - self.stale_after,
+                       OutboxMessage.packet_id.is_(None))  # a claimed QoS 2 row is taken up at a reconnect only
                 .order_by(OutboxMessage.id).limit(room + len(busy))).all()
-        for row_id, topic, payload, qos, retain in rows:
-            if row_id not in busy:
-                self._send(row_id, topic, bytes(payload), qos, retain)
+        self._send_all([(row_id, topic, bytes(payload), qos, retain) for row_id, topic, payload, qos, retain in rows
+                        if row_id not in busy])
 
     def run(self, stop: threading.Event, every: float = 0.2) -> None:
         """The relay: :meth:`poll` every ``every`` seconds until ``stop`` is set."""

@@ -4,7 +4,7 @@ Every stored event of a device paired with an active session becomes a proctor a
 is unique), with the exam, session and candidate. ``device_offline`` is raised here, by the bridge, when a
 paired device's last will arrives or it falls silent, and ended when it is back. Each alert's republish is
 written to the bridge's outbox (cloud_bridge/outbox.py) in the alert's own transaction and published after
-the commit, so a bridge that dies in between publishes it when it is back.
+the commit, so a bridge that dies in between publishes it when it is back; alerts go at QoS 2, exactly once.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from edge_app.protocol import VERSION, Event, proctor_topic
 
 log = logging.getLogger(__name__)
 Recorded = tuple[ProctorAlert, str]  # the alert row and its candidate
+ALERT_QOS = 2  # exactly once to QoS 2 subscribers (cloud_bridge/exactly_once.py)
 
 
 def alert_message(row: ProctorAlert, candidate_id: str) -> dict[str, Any]:
@@ -90,13 +91,13 @@ class ProctorFeed:
             session.add_all([row for row, _candidate in alerts])
             session.flush()  # the alerts' ids, which their messages carry
             self.outbox.add_many(session, [(proctor_topic(row.exam_id), encode_alert(alert_message(row, candidate)))
-                                           for row, candidate in alerts])
+                                           for row, candidate in alerts], qos=ALERT_QOS)
         return recorded
 
     def _add(self, session: Session, row: ProctorAlert, candidate: str) -> None:
         session.add(row)
         session.flush()  # the alert's id, which the message carries
-        self.outbox.add(session, proctor_topic(row.exam_id), encode_alert(alert_message(row, candidate)))
+        self.outbox.add(session, proctor_topic(row.exam_id), encode_alert(alert_message(row, candidate)), qos=ALERT_QOS)
 
     def deliver(self, recorded: Recorded) -> dict[str, Any]:
         """Wake the live pages for a committed proctor alert (the outbox publishes it); the message."""

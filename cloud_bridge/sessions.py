@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, ExamSession
+from cloud_bridge.units import pairing_refusal
 from edge_app.protocol.commands import (
     MAX_PHOTO_BYTES,
     NAME,
@@ -73,6 +74,7 @@ def new_code() -> str:
 class Sessions:
     def __init__(self, store: Store, pairing_ttl: float = 900.0, clock: Callable[[], float] = time.time) -> None:
         self.store, self.pairing_ttl, self.clock = store, pairing_ttl, clock
+        self.min_software_version: str | None = None  # the config's floor (cloud_bridge.units)
 
     def create(self, exam_id: str, candidate_id: str, photo: bytes, rules: str | None = None) -> SessionView:
         for field, value in (("exam_id", exam_id), ("candidate_id", candidate_id)):
@@ -133,6 +135,9 @@ class Sessions:
             # the device row lock keeps two workers from pairing one device with two sessions at once
             if session.get(Device, device_id, with_for_update=True) is None:
                 raise SessionError("unknown_device", f"device {device_id} is not registered")
+            refusal = pairing_refusal(session, device_id, self.min_software_version)  # revoked, or outdated
+            if refusal is not None:
+                raise SessionError(*refusal)
             row = session.scalar(select(ExamSession).where(ExamSession.pairing_code == code).with_for_update())
             if row is not None and row.state == "paired" and row.device_id == device_id:
                 if also is not None:

@@ -20,7 +20,9 @@ from edge_app import env_overrides
 from edge_app.analysis_config import AnalysisConfig
 from edge_app.capture.config import AudioSourceConfig, FrameSourceConfig
 from edge_app.evidence.config import EvidenceConfig
+from edge_app.indicators.config import IndicatorsConfig
 from edge_app.link.config import LinkConfig
+from edge_app.page.config import PageConfig
 from edge_app.protocol import DEVICE_ID
 from edge_app.rules.config import RulesConfig
 from edge_app.vision.runtime import RUNTIMES
@@ -70,6 +72,9 @@ class EdgeConfig(BaseModel):
     identity: IdentityConfig = Field(default_factory=IdentityConfig)  # type: ignore[arg-type]
     link: LinkConfig | None = Field(None, description="the connection to the cloud bridge (None: a standalone "
                                     "unit that only prints and keeps its alerts)")
+    page: PageConfig = Field(default_factory=PageConfig)  # type: ignore[arg-type]
+    indicators: IndicatorsConfig = Field(default_factory=IndicatorsConfig,  # type: ignore[arg-type]
+                                         description="status LED, button and buzzer pins (hw/pinout.csv)")
     stall_after: float = Field(5.0, gt=0, le=600, description="seconds without a new frame before the camera "
                                "is reported stalled")
 
@@ -90,7 +95,8 @@ def apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make the relative file paths of the config relative to its own folder."""
     for section, key in (("camera", "path"), ("camera", "screen"), ("audio", "path"), ("models", "dir"),
-                         ("identity", "enrolled"), (None, "data_dir")):
+                         ("identity", "enrolled"), (None, "data_dir"), ("page", "state_dir"),
+                         ("page", "requests_dir")):
         holder = data if section is None else data.get(section)
         if isinstance(holder, dict) and isinstance(holder.get(key), str):
             path = Path(holder[key]).expanduser()

@@ -27,8 +27,10 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from edge_app import exam_flag
 from edge_app.capture.base import Frame
 from edge_app.config import EdgeConfig
+from edge_app.evidence.storage import purge
 from edge_app.link.config import LinkConfig
 from edge_app.link.events import EventWriter
 from edge_app.link.mqtt import MqttLink
@@ -109,6 +111,7 @@ class ConnectedDevice:
         if self._stopping.is_set():
             return  # stopped already
         self._stopping.set()
+        exam_flag.clear(self.config.data_dir)
         self.send_stats(camera="ended")
         self.mqtt.wake()
         deadline = time.monotonic() + DRAIN_SECONDS  # the last events go out now if the broker is there;
@@ -179,10 +182,20 @@ class ConnectedDevice:
             log.warning("command %s refused: %s", name, exc)
             self.emit_local({"type": "status", "state": "command_refused", "command": name, "reason": str(exc)})
             return
+        if name == "evidence_purge":  # touches no session state: done here, not on the loop's thread
+            self._purge(fields["digests"])
+            return
         try:
             self.commands.put_nowait((name, fields))
         except queue.Full:
             log.warning("command %s dropped: the loop is not taking commands", name)
+
+    def _purge(self, digests: list[str]) -> None:
+        """The bridge deleted these snapshots (its retention): delete the unit's copies and their clips."""
+        removed = purge(self.config.evidence_dir(), set(digests))
+        log.info("evidence_purge: %d digest(s), %d file(s) removed", len(digests), len(removed))
+        self.emit_local({"type": "status", "state": "evidence_purged", "digests": len(digests),
+                         "files": len(removed)})
 
     def _apply(self, name: str, fields: dict[str, Any], t: float) -> None:
         current = self.session["session"] if self.session else None
@@ -203,6 +216,7 @@ class ConnectedDevice:
             self._set_photo(fields.get("photo"), t)
             self._set_rules(fields.get("rules"), t)
             self.session = fields
+            exam_flag.mark(self.config.data_dir, fields["session"])  # no update starts while it runs
             self.emit_local({"type": "status", "state": "session_started", "t": t, "session": fields["session"],
                              "exam": fields["exam"], "candidate": fields["candidate"]})
             return
@@ -224,6 +238,7 @@ class ConnectedDevice:
         self.runner.set_template(self._base_template)
         self.runner.set_rules(self.config.rules)
         self.session, self._sent_code = None, None
+        exam_flag.clear(self.config.data_dir)
         self.emit_local({"type": "status", "state": "session_stopped", "t": t, "session": current})
 
     def _set_photo(self, photo: str | None, t: float) -> None:

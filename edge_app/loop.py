@@ -26,6 +26,7 @@ from edge_app.rules.config import RulesConfig
 from edge_app.rules.debounce import Transition
 from edge_app.rules.engine import EngineState, close_all, evaluate
 from edge_app.speech.keywords import KeywordSpotter, SpeechUnavailable, build_spotter
+from edge_app.systemd_notify import Notifier
 from edge_app.vision.models import VisionModels, load_models
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class SessionRunner:
         self.audio_failed = False
         self.audio: AudioFeed | None = None
         self.evidence_wait = 0.0
+        self.notifier = Notifier.from_environ()  # systemd's READY=1 and watchdog (None outside a notify service)
 
     def run(self, stop: threading.Event, source: FrameSource | None = None) -> LoopStats:
         """Run until the source ends or ``stop`` is set; ``source`` replaces the configured camera."""
@@ -111,6 +113,8 @@ class SessionRunner:
         try:
             while not stop.is_set():
                 frame = grabber.get(timeout=WAIT)
+                if self.notifier is not None:  # a loop that stops turning stops feeding: systemd restarts it
+                    self.notifier.turn(frame is not None)
                 if frame is None:
                     if grabber.error is not None:
                         raise grabber.error
@@ -133,6 +137,8 @@ class SessionRunner:
                         log.exception("on_frame hook failed at t=%.2f", frame.t)
                 self._analyse(frame, audio)
         finally:
+            if self.notifier is not None:
+                self.notifier.stopping()
             grabber.stop()
             if audio is not None:
                 audio.stop()

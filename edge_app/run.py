@@ -2,6 +2,7 @@
 
 SIGTERM and SIGINT stop the session cleanly: running alerts are ended, pending clips written. With a
 ``[link]`` section the unit is connected (edge_app.connected): alerts also go to the bridge as signed events.
+The status LED and buzzer follow the printed messages (edge_app.indicators; off on a machine without GPIO).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -20,7 +22,9 @@ import cv2
 import numpy as np
 
 from edge_app.capture.base import SourceError
-from edge_app.config import ConfigError, load
+from edge_app.config import ConfigError, EdgeConfig, load
+from edge_app.indicators import StateTracker
+from edge_app.indicators.driver import Indicators
 
 if TYPE_CHECKING:
     from edge_app.vision.models import VisionModels
@@ -53,6 +57,43 @@ def enroll_jpeg(models: VisionModels, photo: bytes) -> Any:
     return enroll(models, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
+def page_publisher(config: EdgeConfig, models: VisionModels, device: Any = None) -> Any:
+    """The feed of the unit's page (edge_app.page.publisher), mirrored into ``[page] state_dir``; None when
+    ``[page] enabled`` is false or the folder cannot be made (the session runs without its page)."""
+    if not config.page.enabled:
+        return None
+    from importlib.metadata import PackageNotFoundError, version
+
+    from edge_app.page.publisher import PagePublisher
+    from edge_app.page.state import PageState
+
+    try:
+        software = version("invigil")
+    except PackageNotFoundError:
+        software = "source tree"
+    try:
+        state = PageState(mirror=config.page.state_path(config.data_dir))
+    except OSError as exc:
+        log.error("the unit's page gets no preview: %s", exc)
+        return None
+    return PagePublisher(state, config.page, models, device.outbox.count if device is not None else None,
+                         {"software": software, "models": f"{models.quant} on {models.runtime}"})
+
+
+def _both(first: Callable[[Any], None] | None, second: Callable[[Any], None]) -> Callable[[Any], None]:
+    """Call ``first`` then ``second``; a failing ``second`` (the page) is logged and never stops the first."""
+
+    def call(item: Any) -> None:
+        if first is not None:
+            first(item)
+        try:
+            second(item)
+        except Exception:
+            log.exception("the unit's page could not take an update")
+
+    return call
+
+
 def run_session(path: Path, text: bool = False) -> int:
     from edge_app.loop import SessionRunner
     from edge_app.vision.identity import enroll
@@ -65,6 +106,9 @@ def run_session(path: Path, text: bool = False) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    tracker = StateTracker()  # booting until the first placement verdict; a button press is logged by the driver
+    indicators = Indicators(config.indicators, source=tracker.state)
+    indicators.start()
     models = load_models(config.models.dir, config.models.quant, config.models.threads, config.models.runtime)
     template = None
     if config.identity.enrolled is not None:
@@ -77,6 +121,7 @@ def run_session(path: Path, text: bool = False) -> int:
     printing = threading.Lock()  # the link's thread prints refused commands: one whole line at a time
 
     def emit(message: dict[str, Any]) -> None:
+        tracker.update(message)
         line = format_message(message) if text else json.dumps(message)
         with printing:
             print(line, flush=True)
@@ -93,7 +138,14 @@ def run_session(path: Path, text: bool = False) -> int:
             print(f"error: link: {exc}", file=sys.stderr)
             return 2
         device.emit_local = emit
+        mqtt = device.mqtt
+        tracker.connected = lambda: mqtt.connected
 
+    page = page_publisher(config, models, device)
+    send: Callable[[dict[str, Any]], None] = device.emit if device else emit
+    frame_hook: Callable[[Any], None] | None = device.on_frame if device else None
+    if page is not None:
+        send, frame_hook = _both(send, page.emit), _both(frame_hook, page.on_frame)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -102,8 +154,7 @@ def run_session(path: Path, text: bool = False) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    runner = SessionRunner(config, device.emit if device else emit, models, template,
-                           on_frame=device.on_frame if device else None)
+    runner = SessionRunner(config, send, models, template, on_frame=frame_hook)
     if device is not None:
         device.attach(runner)
         device.start()
@@ -115,6 +166,9 @@ def run_session(path: Path, text: bool = False) -> int:
     finally:
         if device is not None:
             device.stop()
+        if page is not None:
+            page.state.close()
+        indicators.close()
     fps = stats.frames / stats.wall_seconds if stats.wall_seconds else 0.0
     log.info("session over: %d frames analysed (%.1f/s), %d dropped, %d alerts", stats.frames, fps,
              stats.dropped, stats.alerts)

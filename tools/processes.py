@@ -3,6 +3,7 @@ child stopped politely then firmly, the tail of a log."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -53,3 +54,9 @@ def start_bridge(config: Path, log: Path, cwd: Path, seconds: float = 30.0) -> t
         time.sleep(0.1)
     stop_process(child)
     raise RuntimeError(f"the bridge did not start serving within {seconds:g} s: {tail(log)}")
+
+
+def toml_value(value: object) -> str:
+    """A TOML value for a config a tool writes: a path or string quoted (JSON's string escapes are TOML's),
+    numbers and booleans as they are."""
+    return json.dumps(str(value) if isinstance(value, Path) else value)

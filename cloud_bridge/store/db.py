@@ -25,8 +25,8 @@ def _alembic(url: str) -> Config:
     return config
 
 
-def migrate(url: str, revision: str = "head") -> None:
-    """Upgrade the database at ``url`` to ``revision`` (idempotent)."""
+def migrate(url: str, revision: str = "heads") -> None:
+    """Upgrade the database at ``url`` to ``revision`` (every head by default; idempotent)."""
     command.upgrade(_alembic(url), revision)
 
 

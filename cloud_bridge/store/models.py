@@ -1,6 +1,8 @@
 """Tables: devices (registry, chain state, health), events (unique by event id), dead letters (with a reason),
-exam sessions and their pairing, proctor alerts (what proctors see), evidence snapshots, API tokens and the
-outbox of messages the bridge publishes."""
+exam sessions and their pairing, proctor alerts (what proctors see), evidence snapshots, API tokens, the
+outbox of messages the bridge publishes; the fleet: units' versions and revocation, enrolment codes,
+staff accounts and their logins, the audit log of staff actions and fleet settings; review: PC events, exam
+assignments and policies, decisions (append-only), evidence releases and purges (append-only)."""
 
 from __future__ import annotations
 
@@ -132,6 +134,7 @@ class ExamSession(Base):
     created_at: Mapped[float] = mapped_column(Float)
     paired_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     ended_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pc_token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)  # SHA-256 of the PC's secret
 
 
 class ProctorAlert(Base):
@@ -184,9 +187,12 @@ class ApiToken(Base):
 
 class OutboxMessage(Base):
     """A message the bridge must publish (a proctor alert, a device command), written in the transaction that
-    caused it and marked sent on the broker's PUBACK (cloud_bridge/outbox.py)."""
+    caused it and marked sent on the broker's PUBACK, or for QoS 2 its PUBCOMP (cloud_bridge/outbox.py). A QoS 2
+    row's packet id is committed before its PUBLISH leaves and held until the PUBCOMP is recorded
+    (cloud_bridge/exactly_once.py): unique per publisher client among the rows holding one."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_publisher_packet_id", "publisher", "packet_id", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)  # also a command's number c
     topic: Mapped[str] = mapped_column(Text)
@@ -195,3 +201,165 @@ class OutboxMessage(Base):
     retain: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)  # None: not yet acknowledged
+    packet_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # QoS 2: chosen by the bridge, 1..65535
+    publisher: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the client id whose session holds it
+    state: Mapped[str] = mapped_column(String(10), default="new", server_default="new")  # new/published/released
+
+
+class Unit(Base):
+    """A unit's fleet record beside its registry row: versions it enrolled with, and its revocation."""
+
+    __tablename__ = "units"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), primary_key=True)
+    software_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    enrolled_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: added with `device add`
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: not revoked
+    revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class EnrolCode(Base):
+    """A one-time enrolment code issued by staff; only its SHA-256 is kept."""
+
+    __tablename__ = "enrol_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    device_id: Mapped[str | None] = mapped_column(String(14), nullable=True)  # the id the unit must take, if any
+    label: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+    used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    used_by: Mapped[str | None] = mapped_column(String(14), nullable=True)  # the device that enrolled with it
+
+
+class StaffUser(Base):
+    """A test-centre staff account (not an API token): its password as an scrypt hash."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # staff (fleet, enrolment, retention, assignments) or reviewer (review only, of assigned exams)
+    role: Mapped[str] = mapped_column(String(12), default="staff", server_default="staff")
+
+
+class StaffSession(Base):
+    """A staff login: a bearer token (only its SHA-256 kept) valid until ``expires_at``."""
+
+    __tablename__ = "staff_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class AuditEntry(Base):
+    """One staff action (append-only: the database refuses UPDATE and DELETE): who, when, what, on what."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class FleetSetting(Base):
+    """A fleet-wide setting staff change at run time (``min_software_version``)."""
+
+    __tablename__ = "fleet_settings"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[float] = mapped_column(Float)
+    set_by: Mapped[str] = mapped_column(String(64))
+
+
+class PcEvent(Base):
+    """Something the candidate's PC exam client saw (focus lost, screen share stopped...), on the PC's clock."""
+
+    __tablename__ = "pc_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.session_id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    time_ms: Mapped[int] = mapped_column(BigInteger)  # the PC's clock, ms since 1970
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, small
+    received_at: Mapped[float] = mapped_column(Float)
+
+
+class ExamAssignment(Base):
+    """A reviewer assigned to an exam: they may review its sessions (and no other exam's)."""
+
+    __tablename__ = "exam_assignments"
+    __table_args__ = (UniqueConstraint("username", "exam_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    exam_id: Mapped[str] = mapped_column(String(64))
+
+
+class ExamPolicy(Base):
+    """An exam's review and retention policy, set by staff."""
+
+    __tablename__ = "exam_policies"
+
+    exam_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    retention_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    dismissed_grace_hours: Mapped[float] = mapped_column(Float, default=24.0, server_default="24")
+    two_reviewers: Mapped[bool] = mapped_column(Boolean, default=False)
+    set_at: Mapped[float] = mapped_column(Float)
+    set_by: Mapped[str] = mapped_column(String(64))
+
+
+class Decision(Base):
+    """A reviewer's verdict on an alert (or, ``alert_id`` None, the whole session); append-only (the database
+    refuses UPDATE and DELETE): a later decision supersedes an earlier one, which stays."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_session_alert", "session_id", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.session_id"))
+    alert_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    verdict: Mapped[str] = mapped_column(String(16))  # confirmed / dismissed / second_look
+    note: Mapped[str] = mapped_column(Text, default="")
+    reviewer: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[float] = mapped_column(Float)
+    supersedes: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the decision id it replaces
+
+
+class SessionRelease(Base):
+    """Staff released a confirmed session's evidence: retention may purge it again."""
+
+    __tablename__ = "session_releases"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.session_id"), primary_key=True)
+    released_by: Mapped[str] = mapped_column(String(64))
+    released_at: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class Purge(Base):
+    """A snapshot deleted (append-only): which, why, how big, when and by whom."""
+
+    __tablename__ = "purges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digest: Mapped[str] = mapped_column(String(32), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    device_id: Mapped[str] = mapped_column(String(14))
+    reason: Mapped[str] = mapped_column(String(24))  # dismissed / retention
+    bytes: Mapped[int] = mapped_column(Integer)
+    deleted_at: Mapped[float] = mapped_column(Float)
+    by: Mapped[str] = mapped_column(String(64))  # "sweep" or a user

@@ -12,6 +12,7 @@ from flask import Flask, abort, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from cloud_bridge.config import HttpConfig
+from cloud_bridge.refusal import Refused
 from cloud_bridge.services import Services
 from cloud_bridge.tokens import token_hash
 from cloud_bridge.web.limits import RateLimiter, Waiting, body_limits, largest_body, retry_after
@@ -56,10 +57,18 @@ def create_app(services: Services, config: dict[str, Any] | None = None, http: H
                                               Waiting(http.waiting_slots))
 
     from cloud_bridge.web.api import api
+    from cloud_bridge.web.fleet import fleet_api
     from cloud_bridge.web.proctor import proctor
+    from cloud_bridge.web.report_api import report_api
+    from cloud_bridge.web.review import review
+    from cloud_bridge.web.review_api import review_api
 
     app.register_blueprint(api)
+    app.register_blueprint(fleet_api)
     app.register_blueprint(proctor)
+    app.register_blueprint(report_api)
+    app.register_blueprint(review)
+    app.register_blueprint(review_api)
 
     @app.get("/api/v1/openapi.json")
     def openapi() -> Any:
@@ -89,6 +98,13 @@ def create_app(services: Services, config: dict[str, Any] | None = None, http: H
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:
         return jsonify(error=exc.name.lower().replace(" ", "_"), detail=exc.description), exc.code
+
+    @app.errorhandler(Refused)
+    def refused(exc: Refused) -> Any:  # any blueprint's refusal: its reason, its sentence, its status
+        response = jsonify(error=exc.reason, detail=str(exc))
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = 'Bearer realm="invigil"'
+        return response, exc.status
 
     @app.after_request
     def headers(response: Any) -> Any:

@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, jsonify, request, url_for
 from sqlalchemy import select
 
 from cloud_bridge.gaps import MAX_PAGE, PAGE, device_exams, device_gaps, device_known
+from cloud_bridge.pc_events import issue_token
 from cloud_bridge.sessions import SessionError, SessionView
 from cloud_bridge.store.models import EventRow, Evidence
 from cloud_bridge.web import services
@@ -71,8 +72,8 @@ def create_session() -> Any:
                                           json.dumps(rules) if rules else None)
     except SessionError as exc:
         return bad_request(exc.reason, str(exc))
-    services().feed.notify()
-    return jsonify(session_json(view)), 201
+    services().feed.notify()  # the PC client's secret for its events (cloud_bridge/pc_events.py), shown once
+    return jsonify({**session_json(view), "pc_token": issue_token(services().store, view.session_id)}), 201
 
 
 @api.get("/sessions/<session_id>")

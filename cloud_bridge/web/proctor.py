@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, make_response, render_template, request, url_for
 from sqlalchemy import select
 
+from cloud_bridge import audit
 from cloud_bridge.store.models import Evidence, ProctorAlert
 from cloud_bridge.web import guards, services
 from cloud_bridge.web.auth import COOKIE, grant, require, require_exam
@@ -188,14 +189,15 @@ def stream(exam_id: str) -> Any:
 def _snapshot(digest: str, exams: frozenset[str]) -> Any:
     """A snapshot, to a token that sees an exam with an alert carrying it (403 otherwise, uploaded or not)."""
     digest = digest[:32]
-    with services().store.session() as session:
-        shown = session.scalar(select(ProctorAlert.id).where(ProctorAlert.evidence == digest,
-                                                             ProctorAlert.exam_id.in_(sorted(exams))).limit(1))
+    with services().store.session() as session, session.begin():
+        shown = session.scalar(select(ProctorAlert.exam_id).where(ProctorAlert.evidence == digest,
+                                                                  ProctorAlert.exam_id.in_(sorted(exams))).limit(1))
         if shown is None:
             abort(403, "no alert of an exam this token covers carries this snapshot")
         row = session.get(Evidence, digest)
         if row is None:
             abort(404, "no such snapshot (not uploaded yet)")
+        audit.record(session, f"token:{grant().label}", "read_evidence", digest, {"exam_id": shown})  # every read
         return Response(row.data, mimetype=row.content_type, headers={"Cache-Control": "private, max-age=86400"})
 
 

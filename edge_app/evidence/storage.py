@@ -11,6 +11,7 @@ else's files. Ages for retention hold when the clock is stepped (:mod:`edge_app.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from edge_app import atomic
 from edge_app.atomic import abandoned, is_temp
 from edge_app.evidence.dating import FLOOR, wall_age
 from edge_app.evidence.errors import EvidenceError
+from edge_app.protocol import evidence_digest
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +157,28 @@ def enforce(directory: Path, now_wall: float, retention_seconds: float, quota_by
             removed += 1
             total -= f.size
     for day in {f.path.parent for f in files} | {t.parent for t in temps}:
+        with contextlib.suppress(OSError):
+            day.rmdir()  # only succeeds when empty
+    return removed
+
+
+def purge(directory: Path, digests: set[str]) -> list[Path]:
+    """Delete the snapshots whose digest (an event's ``e``: :func:`edge_app.protocol.evidence_digest`) is in
+    ``digests``, each with its alert's clip; digests of no file here are ignored. The files removed."""
+    files, _temps = scan(directory)
+    removed: list[Path] = []
+    for f in files:
+        if f.path.suffix != ".jpg":
+            continue
+        try:
+            digest = evidence_digest(hashlib.sha256(f.path.read_bytes()).hexdigest())
+        except OSError:
+            continue
+        if digest in digests:
+            for path in (f.path, f.path.with_suffix(".avi")):
+                if _remove(path):
+                    removed.append(path)
+    for day in {f.path.parent for f in files}:
         with contextlib.suppress(OSError):
             day.rmdir()  # only succeeds when empty
     return removed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -12,6 +13,10 @@ from edge_app.protocol.transport import BrokerConnection
 class MqttLinkConfig(BrokerConnection):
     """The broker connection (edge_app.protocol.transport) and how the link paces its publishing."""
 
+    protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT version: 5, or 3.1.1 for a broker that speaks "
+                                            "only that (NATS's MQTT gateway); 3.1.1 keeps a persistent session "
+                                            "(clean session off) but has no session_expiry (the broker's own limit "
+                                            "applies) and no will_delay (the offline will goes out at once)")
     backoff_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay in seconds")
     backoff_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay in seconds (doubling "
                                "from backoff_min)")

@@ -1,16 +1,16 @@
 """The device's MQTT link: publishes the outbox with QoS 1; the bridge's receipts delete what it has stored.
 
-One worker thread owns everything network: it connects (MQTT v5, a persistent session so the bridge's
-commands wait at the broker while the unit is away, a retained ``offline`` last will delayed by
-``will_delay``), announces a retained ``online`` birth status, publishes pending outbox rows oldest first with at
-most ``inflight_max`` unacknowledged. With ``receipts`` (edge_app.link.receipts, how a unit runs) a row
-leaves the outbox only when the bridge's signed ``cmd/receipt`` says it is stored: a PUBACK moves the
-link on to the next rows, and everything unreceipted goes out again after each reconnect and whenever
-receipts stop moving on for ``receipt_timeout``. Without receipts (a link with no bridge behind it) a row
-is deleted on its PUBACK. A lost connection loses nothing: the rows are still in the outbox and go out
-again after the reconnect (the bridge drops duplicates by event id). Each connection uses a fresh paho
-client, so no stale in-flight message is resent from a previous connection. Reconnects back off exponentially with
-jitter between ``backoff_min`` and ``backoff_max``; every wait is bounded.
+One worker thread owns everything network: it connects (MQTT 5, or 3.1.1 for NATS's gateway: edge_app.link.connect;
+a persistent session so the bridge's commands wait at the broker while the unit is away, a retained ``offline`` last
+will, delayed by ``will_delay`` in MQTT 5), announces a retained ``online`` birth status, publishes pending outbox
+rows oldest first with at most ``inflight_max`` unacknowledged. With ``receipts`` (edge_app.link.receipts, how a
+unit runs) a row leaves the outbox only when the bridge's signed ``cmd/receipt`` says it is stored: a PUBACK moves
+the link on to the next rows, and everything unreceipted goes out again after each reconnect and whenever receipts
+stop moving on for ``receipt_timeout``. Without receipts (a link with no bridge behind it) a row is deleted on its
+PUBACK. A lost connection loses nothing: the rows are still in the outbox and go out again after the reconnect (the
+bridge drops duplicates by event id). Each connection uses a fresh paho client, so no stale in-flight message is
+resent from a previous connection. Reconnects back off exponentially with jitter between ``backoff_min`` and
+``backoff_max``; every wait is bounded.
 
 Besides events, the link carries the unit's other traffic on the same connection: ``send()`` publishes a
 heartbeat or pairing request when connected (not durable), and signed commands from the bridge on
@@ -29,14 +29,14 @@ from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_app.link.config import MqttLinkConfig
+from edge_app.link.connect import connect, disconnect, link_client
 from edge_app.link.receipts import Receipts
 from edge_app.protocol import device_topic
-from edge_app.protocol.transport import new_client, status_payload
+from edge_app.protocol.transport import status_payload
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +148,10 @@ class MqttLink:
             self._stop.wait(random.uniform(max(self.config.backoff_min, longest / 2), longest))
 
     def _new_client(self) -> mqtt.Client:
-        cfg = self.config
-        client = new_client(cfg, self.device_id)
+        client = link_client(self.config, self.device_id, self.status_topic)
         client.on_connect, client.on_disconnect, client.on_publish, client.on_message, client.on_subscribe = (
             self._on_connect, self._on_disconnect, self._on_publish, self._on_message, self._on_subscribe)
-        client.max_inflight_messages_set(cfg.inflight_max)
-        will = Properties(PacketTypes.WILLMESSAGE)
-        will.WillDelayInterval = cfg.will_delay  # a broker restart or a short outage raises no offline alarm
-        client.will_set(self.status_topic, status_payload("offline"), qos=1, retain=True, properties=will)
+        client.max_inflight_messages_set(self.config.inflight_max)
         return client
 
     def _session(self) -> bool:
@@ -164,9 +160,7 @@ class MqttLink:
         self._refused = False
         try:
             client = self._new_client()
-            session = Properties(PacketTypes.CONNECT)
-            session.SessionExpiryInterval = cfg.session_expiry  # commands sent while away wait at the broker
-            client.connect(cfg.host, cfg.port, cfg.keepalive, clean_start=False, properties=session)
+            connect(client, cfg)  # resuming the persistent session: commands sent while away wait at the broker
         except (OSError, ValueError) as exc:  # unreachable broker, TLS failure, unreadable password file
             log.warning("MQTT link %s: cannot connect to %s:%d: %s", self.device_id, cfg.host, cfg.port, exc)
             return False
@@ -243,10 +237,7 @@ class MqttLink:
         self._offline_mid = info.mid
         while not self._offline_acked and self._connected and self._clock() < self._stop_deadline:
             client.loop(min(LOOP_SECONDS, max(0.0, self._stop_deadline - self._clock())))
-        if self._offline_acked:
-            client.disconnect()
-        else:  # the broker should still learn we are gone: ask it to publish the last will
-            client.disconnect(ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message"))
+        disconnect(client, self.config, self._offline_acked)  # not acked: the broker still publishes the will
         client.loop(LOOP_SECONDS)  # flush the DISCONNECT
 
     # -- paho callbacks (called on the worker thread, inside client.loop) ---------------------------------

@@ -5,7 +5,9 @@
 - Bridge -> device ``invigil/v1/dev/<device>/cmd/<name>`` (:data:`COMMANDS`), signed by the bridge key.
   ``session_start`` is published retained, so a unit that reconnects (or restarts) learns its session.
   ``receipt`` says the highest ``n`` up to which the bridge has stored every one of the unit's events: the
-  unit deletes an event from its outbox only then (a broker's PUBACK is not enough).
+  unit deletes an event from its outbox only then (a broker's PUBACK is not enough). ``evidence_purge``
+  names snapshots (by the digest their events carried) the bridge has deleted under its retention rules: the
+  unit deletes its own copies, snapshot and clip, and ignores digests it does not hold.
 - Device -> bridge ``invigil/v1/dev/<device>/stats``: the unsigned heartbeat (fps, inference ms, outbox
   depth, temperature, free disk).
 
@@ -42,6 +44,8 @@ MAX_COMMAND_BYTES = 256 * 1024  # session_start and template carry the enrolled 
 MAX_PHOTO_BYTES = 180_000  # the largest enrolled photo: base64 (4/3) leaves ~20 KiB of the command for the rest
 MAX_STATS_BYTES = 512
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # exam, candidate and session ids
+EVIDENCE_DIGEST = re.compile(r"[A-Za-z0-9_-]{22}")  # an event's ``e``: 16 bytes of a snapshot's SHA-256, base64url
+MAX_PURGE_DIGESTS = 500  # snapshots one evidence_purge names at most (the bridge sends more commands for more)
 
 
 def _text(pattern: re.Pattern[str] | None = None, max_len: int = 200) -> Any:
@@ -70,6 +74,11 @@ def _b64(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= MAX_COMMAND_BYTES and bool(re.fullmatch(r"[A-Za-z0-9_-]*", value))
 
 
+def _digests(value: Any) -> bool:
+    return isinstance(value, list) and 1 <= len(value) <= MAX_PURGE_DIGESTS and all(
+        isinstance(d, str) and EVIDENCE_DIGEST.fullmatch(d) for d in value)
+
+
 _SESSION = {"session": _text(NAME), "exam": _text(NAME), "candidate": _text(NAME)}
 # c: the bridge's command number, increasing with every session command it sends; a unit ignores a command
 # numbered below one it has applied for the same session (a late or replayed copy).
@@ -82,6 +91,7 @@ COMMANDS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "thresholds": ({"session": _text(NAME), "rules": _object}, dict(_NUMBERED)),
     "template": ({"session": _text(NAME), "photo": _b64}, dict(_NUMBERED)),
     "receipt": ({"n": _number(0, 999_999_999, integer=True)}, {}),
+    "evidence_purge": ({"digests": _digests}, {}),
 }
 PAIR_REQUEST = ({"d": _text(DEVICE_ID), "code": _text(re.compile(f"^[{PAIR_CODE_ALPHABET}]{{8}}$"))},
                 {"via": _text(re.compile(r"^(qr|typed)$"))})

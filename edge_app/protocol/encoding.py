@@ -4,12 +4,16 @@ canonical unpadded base64url, the signed part of a payload, and the error every 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import re
 from typing import Any
 
 VERSION = 1
 BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_VALUE = {digit: value for value, digit in enumerate(_DIGITS)}
+_STANDARD = bytes.maketrans(b"-_", b"+/")
 
 
 class ProtocolError(ValueError):
@@ -25,17 +29,16 @@ def b64(data: bytes) -> str:
 
 
 def unb64(text: str, size: int, field: str) -> bytes:
-    if not BASE64URL.match(text):
+    """The ``size`` bytes of canonical unpadded base64url ``text``, or ProtocolError."""
+    if not BASE64URL.fullmatch(text) or len(text) % 4 == 1:
         raise ProtocolError("malformed", f"{field} is not base64url")
-    try:
-        data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
-    except (ValueError, TypeError):
-        raise ProtocolError("malformed", f"{field} is not base64url") from None
-    if len(data) != size:
-        raise ProtocolError("malformed", f"{field} must hold {size} bytes, not {len(data)}")
-    if b64(data) != text:  # the unused low bits of the last character set: another text for the same bytes
+    held = len(text) * 6 // 8
+    if held != size:
+        raise ProtocolError("malformed", f"{field} must hold {size} bytes, not {held}")
+    # the last digit's unused low bits set: another text for the same bytes
+    if text and _VALUE[text[-1]] & ((1 << (len(text) * 6 - size * 8)) - 1):
         raise ProtocolError("not_canonical", f"{field} is not canonical base64url (unused bits set)")
-    return data
+    return binascii.a2b_base64(text.encode("ascii").translate(_STANDARD) + b"=" * (-len(text) % 4))
 
 
 def canonical(fields: dict[str, Any]) -> bytes:

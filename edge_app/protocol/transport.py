@@ -54,11 +54,13 @@ class BrokerConnection(BaseModel):
         return self
 
 
-def new_client(connection: BrokerConnection, client_id: str) -> mqtt.Client:
-    """A paho MQTT 5 client with the connection's credentials and TLS set (not yet connected).
+def new_client(connection: BrokerConnection, client_id: str,
+               client_class: type[mqtt.Client] = mqtt.Client) -> mqtt.Client:
+    """A paho MQTT 5 client (of ``client_class``, paho's or a subclass) with the connection's credentials and TLS
+    set (not yet connected).
 
     OSError or ValueError when the password file cannot be read or the TLS files are unusable."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
+    client = client_class(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5)
     if connection.username is not None:
         password = None
         if connection.password_file is not None:

@@ -71,7 +71,7 @@ def build(store: Store, publish: Published | None = None) -> Bridge:
     sessions = Sessions(store, clock=clock)
     feed = ProctorFeed(store, published, clock)
     dispatcher = Dispatcher(Ingestor(store, clock), sessions, feed, Health(store, feed, 30.0, clock),
-                            DeviceCommands(feed.outbox, BRIDGE_KEY, clock), CONFIG_RULES)
+                            DeviceCommands(feed.outbox, BRIDGE_KEY, clock), CONFIG_RULES, clock=clock)
     return Bridge(store, clock, published, sessions, feed, dispatcher)
 
 
@@ -305,3 +305,24 @@ def test_dead_letters_of_a_reason_can_be_replayed_once_the_cause_is_gone(bridge:
     with bridge.store.session() as session:
         assert [r.reason for r in session.scalars(select(DeadLetter))] == ["malformed"]
     assert count(bridge.store, EventRow) == 2
+
+
+def test_a_heartbeat_naming_an_ended_session_stops_it_again_and_its_own_is_read_once_a_while(
+        bridge: Bridge, monkeypatch: pytest.MonkeyPatch) -> None:
+    view = waiting(bridge)
+    assert bridge.handle("unit-1", "pair", pair_request(view.pairing_code or "")) == "paired"
+    reads: list[str] = []
+    original = bridge.sessions.get
+    monkeypatch.setattr(bridge.sessions, "get", lambda sid: reads.append(sid) or original(sid))
+    beat = encode_stats({"d": "unit-1", "session": view.session_id}, 1)
+    for _ in range(5):  # heartbeats of its own running session: nothing sent, one read
+        assert bridge.handle("unit-1", "stats", beat) == "stats"
+        bridge.clock.advance(5)
+    assert len(reads) == 1 and bridge.commands("unit-1", "session_stop") == []
+    bridge.sessions.end(view.session_id)  # its session_stop lost on the way (nothing sent here)
+    bridge.clock.advance(60)
+    assert bridge.handle("unit-1", "stats", beat) == "stats"  # still names it: stopped again
+    assert [(payload or {}).get("session") for payload, _r in bridge.commands("unit-1", "session_stop")] == [
+        view.session_id]
+    assert bridge.handle("unit-1", "stats", beat) == "stats"  # at most every STOP_AGAIN seconds
+    assert len(bridge.commands("unit-1", "session_stop")) == 1

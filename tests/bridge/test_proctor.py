@@ -52,7 +52,7 @@ def test_a_paired_event_becomes_one_alert(store: Store, sessions: Sessions, feed
         "keyword": None}
     assert feed.on_event(start, "gap") is None  # the same event id again: recorded once
     assert count(store, ProctorAlert) == 1
-    assert [(t, json.loads(p), q, r) for t, p, q, r in published.messages] == [(TOPIC, message, 1, False)]
+    assert [(t, json.loads(p), q, r) for t, p, q, r in published.messages] == [(TOPIC, message, 2, False)]
     assert feed.alerts("math-101") == [message]
 
 

@@ -17,9 +17,7 @@ import numpy as np
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
-from selenium import webdriver
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -36,10 +34,9 @@ from edge_app.protocol import device_topic
 from edge_app.protocol.commands import encode_stats
 from edge_app.protocol.keys import public_pem
 from edge_app.protocol.transport import status_payload
-from tests.need import needs
+from tests.browser import chromium, needs_chromium
 
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-pytestmark = needs(CHROMIUM.is_file() and CHROMEDRIVER.is_file(), "apt-get install -y chromium chromium-driver")
+pytestmark = needs_chromium
 EXAM, CANDIDATE, DEVICE = "exam-7", "cand-42", "unit-7"
 THREADS = 8  # the server's, and the app's (half of them may wait for news)
 WAIT = 20.0  # upper bound of every browser wait (a slow machine), never a speed requirement
@@ -131,14 +128,8 @@ def served(app: Flask) -> Iterator[Served]:
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--window-size=1400,1000", "--lang=en-GB"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    yield driver
-    driver.quit()
+    with chromium(1400, 1000) as driver:
+        yield driver
 
 
 @pytest.fixture

@@ -188,6 +188,7 @@ def test_a_client_token_cannot_use_proctor_endpoints(client: FlaskClient, auth: 
 def test_get_session_for_client_and_proctor_and_404_for_unknown(client: FlaskClient,
                                                                 auth: dict[str, dict[str, str]]) -> None:
     created = create(client, auth).get_json()
+    assert created.pop("pc_token")  # the PC client's secret is shown once, at creation (cloud_bridge/pc_events.py)
     response = client.get(f"/api/v1/sessions/{created['session_id']}", headers=auth["client"])
     assert response.status_code == 200 and response.get_json() == created
     shown = client.get(f"/api/v1/sessions/{created['session_id']}", headers=auth["proctor"])

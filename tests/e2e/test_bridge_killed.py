@@ -63,14 +63,8 @@ for consumer in bridge.consumers:
         say(outcomes=[str(o) for o in outcomes])
         return outcomes
     consumer.batch = batch
-subscribed = [threading.Event() for _ in bridge.consumers]
-for consumer, done in zip(bridge.consumers, subscribed):
-    def on_subscribe(*args, original=consumer.client.on_subscribe, done=done):
-        original(*args)
-        done.set()
-    consumer.client.on_subscribe = on_subscribe
 bridge.start()
-assert all(done.wait(20) for done in subscribed)
+assert all(consumer.subscribed.wait(20) for consumer in bridge.consumers)
 say(ready=True)
 threading.Event().wait()
 """

@@ -46,6 +46,8 @@ VALID: list[tuple[str, dict[str, Any]]] = [
     ("thresholds", {"session": "5f0c2a9e", "rules": {}, "c": 1}),
     ("receipt", {"n": 0}),
     ("receipt", {"n": 999_999_999}),
+    ("evidence_purge", {"digests": ["AAAAAAAAAAAAAAAAAAAAAA"]}),
+    ("evidence_purge", {"digests": ["AAAAAAAAAAAAAAAAAAAAAA", "Zz09_-Zz09_-Zz09_-Zz09"]}),
     ("pair_request", {"d": "unit-1", "code": "ABCDEFGH"}),
     ("pair_request", {"d": "unit-1", "code": "23456789", "via": "typed"}),
 ]

@@ -22,7 +22,6 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,11 +93,9 @@ def start_bridge(port: int, services: Services, workers: int, name: str, tally: 
     config = MqttConfig(host="127.0.0.1", port=port, workers=workers, client_prefix=f"bench-{name}",
                         session_expiry=0, **(batching or {}))
     consumers = [Consumer(config, index, handle, handle_batch) for index in range(workers)]
-    subscribed = [threading.Event() for _ in consumers]
-    for consumer, ready in zip(consumers, subscribed, strict=True):
-        consumer.client.on_subscribe = lambda *_a, ready=ready: ready.set()
+    for consumer in consumers:
         consumer.start()
-    if not all(ready.wait(CONNECT_SECONDS) for ready in subscribed):
+    if not all(consumer.subscribed.wait(CONNECT_SECONDS) for consumer in consumers):
         stop(consumers)
         raise RuntimeError(f"bridge consumers not subscribed within {CONNECT_SECONDS:g} s")
     return consumers

@@ -4,7 +4,9 @@ Starts a Mosquitto with generated passwords and ACL, the bridge on SQLite, and a
 creates a session and shows its pairing QR code on the "PC screen" of the scenario; the camera unit sees
 the code, pairs, receives the enrolled photo, and its alerts reach the proctor topic, which this program
 reads like a proctor would. Prints the proctor page address and each alert as it arrives; exits 0 with a
-summary when the scenario has played (``--keep`` leaves everything running to browse the page).
+summary when the scenario has played, ending with the address of the session's review page and the paths of its
+report (HTML, PDF) and signed export, written under the demo's folder (``--keep`` leaves everything running to
+browse the pages).
 """
 
 from __future__ import annotations
@@ -92,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
                 paired_at = time.monotonic()
                 stack.screen.unlink(missing_ok=True)  # the exam software hides the code once paired
                 print(f"pc      | paired with {stack.device_id}: the QR code is hidden", flush=True)
+            if paired_at is not None:
+                for kind in pc.pc_tick(session["session_id"], time.monotonic() - paired_at):
+                    print(f"pc      | {kind.replace('_', ' ')} (posted to the bridge)", flush=True)
             if edge.poll() is not None and ended_at is None:
                 ended_at = time.monotonic()
             open_alerts = {a["alert"] for a in received if a["phase"] == "start"} - \
@@ -100,16 +105,46 @@ def run(args: argparse.Namespace) -> int:
                     and lines.empty():
                 break
             time.sleep(0.2)
+        pc.post_events(session["session_id"], [("answer_submitted", {"question": "all"})])
         pc.end_session(session["session_id"])
-        return summary(truth, received, paired_at is not None, edge.returncode, stack, page, args.keep)
+        review = review_outputs(stack, session["session_id"])
+        return summary(truth, received, paired_at is not None, edge.returncode, stack, page, args.keep, review)
     finally:
         if watcher is not None:
             watcher.stop()
         stack.stop()
 
 
+def review_outputs(stack: Stack, session_id: str) -> list[str]:
+    """After the session: a staff login for the review pages, the session's report (HTML and PDF) and its signed
+    export under the demo's folder; the lines that say where they are."""
+    from cloud_bridge.broker import new_password
+    from cloud_bridge.config import load
+    from cloud_bridge.export import export_session
+    from cloud_bridge.report import write_reports
+    from cloud_bridge.staff import Staff
+    from cloud_bridge.store import Store
+    from edge_app.protocol.keys import load_or_create_key
+
+    config = load(stack.bridge_config)
+    store = Store(config.database_url)
+    try:
+        password = new_password()
+        Staff(store).create("demo-reviewer", password, "cli")
+        write_bytes_atomic(stack.root / "secrets" / "reviewer.password", (password + "\n").encode(), mode=0o600)
+        reports = write_reports(store, session_id, stack.root / "reports", config.review)
+        export = stack.root / "reports" / f"session-{session_id}.jsonl"
+        write_bytes_atomic(export, export_session(store, session_id, load_or_create_key(config.key_file)))
+    finally:
+        store.close()
+    return [f"  review page: {stack.url}/review/sessions/{session_id} (log in as demo-reviewer, password in "
+            f"{stack.root / 'secrets' / 'reviewer.password'})",
+            *(f"  report: {path}" for path in reports),
+            f"  signed export: {export} (python -m cloud_bridge verify {export})"]
+
+
 def summary(truth: dict[str, Any], received: list[dict[str, Any]], paired: bool, edge_code: int | None,
-            stack: Stack, page: str, keep: bool) -> int:
+            stack: Stack, page: str, keep: bool, review: list[str] | None = None) -> int:
     expected = sorted({a["kind"] for a in truth["alerts"]})
     raised = sorted({a["kind"] for a in received if a["phase"] == "start"})
     missing = [kind for kind in expected if kind not in raised]
@@ -119,6 +154,8 @@ def summary(truth: dict[str, Any], received: list[dict[str, Any]], paired: bool,
           f"{sum(a['phase'] == 'end' for a in received)} ended; kinds {', '.join(raised) or 'none'}")
     print(f"  the scenario's truth: {', '.join(expected) or 'no alert'}; missing: {', '.join(missing) or 'none'}")
     print(f"  with a snapshot: {sum(1 for a in received if a.get('evidence'))}")
+    for line in review or []:  # the review page and the report, last
+        print(line)
     if keep:
         print(f"\nstill running for the page: {page}\n(Ctrl-C to stop)", flush=True)
         stop = threading.Event()

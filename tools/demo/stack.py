@@ -4,17 +4,18 @@ ACL the bridge generates, the bridge (``python -m cloud_bridge serve``), and a c
 
 ``Stack(root).prepare(scenario)`` provisions everything under ``root`` the way staff would (bridge key,
 API tokens, the unit's key registered with a new MQTT password, broker files); then ``start_broker()``,
-``start_bridge()`` and ``start_edge()`` run the three programs as child processes.
+``start_bridge()`` and ``start_edge()`` run the three programs as child processes. ``prepare_fleet(scenario)``
+provisions for a unit that enrols itself instead (the broker told of accounts at once; staff's steps through
+``cli()``; tests/e2e/test_appliance.py).
 """
 
 from __future__ import annotations
 
 import getpass
-import json
+import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 from cloud_bridge.broker import BrokerUser, hash_password, new_password, write_broker_files
 from cloud_bridge.ingest import Ingestor
@@ -23,7 +24,7 @@ from cloud_bridge.tokens import Tokens
 from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol.keys import load_or_create_key, public_pem
 from tools.mosquitto import BrokerProcess, free_port
-from tools.processes import start_bridge, stop_process, tail
+from tools.processes import start_bridge, stop_process, tail, toml_value
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
@@ -33,9 +34,6 @@ def _secret(path: Path, text: str) -> Path:
     write_bytes_atomic(path, (text + "\n").encode(), mode=0o600)
     return path
 
-
-def _toml(value: Any) -> str:
-    return json.dumps(str(value) if isinstance(value, Path) else value)
 
 
 class Stack:
@@ -60,15 +58,7 @@ class Stack:
         self.logs.mkdir(parents=True, exist_ok=True)
         bridge_password, self.proctor_password = new_password(), new_password()
         _secret(secrets / "bridge.mqtt", bridge_password)
-        self.bridge_config = self.root / "bridge.toml"
-        self.bridge_config.write_text("\n".join([
-            f"database_url = {_toml('sqlite:///' + str(self.root / 'bridge.db'))}",
-            f"key_file = {_toml(secrets / 'bridge.key')}",
-            "offline_after = 10",
-            "[mqtt]", 'host = "127.0.0.1"', f"port = {self.broker_port}", 'username = "bridge"',
-            f"password_file = {_toml(secrets / 'bridge.mqtt')}", f"workers = {self.workers}",
-            f'client_prefix = "bridge-{self.broker_port}"',
-            "[http]", 'host = "127.0.0.1"', f"port = {self.http_port}", ""]))
+        self._write_bridge_config(secrets)
         bridge_key = load_or_create_key(secrets / "bridge.key")
         (self.root / "edge").mkdir(parents=True, exist_ok=True)
         (self.root / "edge" / "bridge.pub").write_text(public_pem(bridge_key))
@@ -89,19 +79,63 @@ class Stack:
         files = write_broker_files(self.root / "broker", users, "127.0.0.1", self.broker_port,
                                    user=getpass.getuser())
         self.broker = BrokerProcess(files.conf, self.broker_port, self.logs / "mosquitto.log")
-        self.edge_config = self.root / "edge" / "edge.toml"
-        audio = scenario / "audio.wav"
-        self.edge_config.write_text("\n".join([
-            f'device_id = "{self.device_id}"', f"data_dir = {_toml(self.root / 'edge' / 'data')}",
-            "[camera]", 'type = "scenario"', f"path = {_toml(scenario)}", f"realtime = {_toml(realtime)}",
-            f"screen = {_toml(self.screen)}",
-            *(["[audio]", 'type = "wav"', f"path = {_toml(audio)}", f"realtime = {_toml(realtime)}"]
-              if audio.is_file() else []),
-            "[link]", f"bridge_key = {_toml(self.root / 'edge' / 'bridge.pub')}",
+        self._write_edge_config(scenario, realtime, [
+            "[link]", f"bridge_key = {toml_value(self.root / 'edge' / 'bridge.pub')}",
             f'evidence_url = "{self.url}"', "stats_every = 2",
             "[link.broker]", 'host = "127.0.0.1"', f"port = {self.broker_port}",
-            f'username = "{self.device_id}"', f"password_file = {_toml(self.root / 'edge' / 'mqtt.password')}",
-            "keepalive = 5", "backoff_max = 2", ""]))
+            f'username = "{self.device_id}"', f"password_file = {toml_value(self.root / 'edge' / 'mqtt.password')}",
+            "keepalive = 5", "backoff_max = 2"])
+
+    def prepare_fleet(self, scenario: Path, realtime: bool = True) -> None:
+        """Provision for a unit that enrols itself (docs/bridge.md, "Enrolment and fleet"): the bridge's config with
+        ``[fleet]`` (the broker's accounts file and an admin account that tells the running broker), the broker's
+        files from ``python -m cloud_bridge broker-config --admin``, and the unit's config as the image ships it:
+        no ``[link]`` and a placeholder device id, which the enrolment's INVIGIL_* overrides replace. No unit is
+        registered and no token made: that is staff's work through the bridge's CLI (:meth:`cli`)."""
+        secrets, self.logs = self.root / "secrets", self.root / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        _secret(secrets / "bridge.mqtt", new_password())
+        _secret(secrets / "admin.mqtt", new_password())
+        broker = self.root / "broker"
+        self._write_bridge_config(secrets, [
+            "[fleet]", f"accounts_file = {toml_value(broker / 'dynamic-security.json')}",
+            "[fleet.broker_admin]", 'host = "127.0.0.1"', f"port = {self.broker_port}", 'username = "invigil-admin"',
+            f"password_file = {toml_value(secrets / 'admin.mqtt')}"])
+        self.cli("broker-config", "--out", str(broker), "--port", str(self.broker_port),
+                 "--admin", f"invigil-admin:{secrets / 'admin.mqtt'}", "--user", getpass.getuser())
+        self.broker = BrokerProcess(broker / "mosquitto.conf", self.broker_port, self.logs / "mosquitto.log")
+        self._write_edge_config(scenario, realtime, [], device_id="unit-0001")
+
+    def cli(self, *args: str) -> str:
+        """``python -m cloud_bridge ARGS --config <the bridge's config>``, as staff run it; its output."""
+        done = subprocess.run([sys.executable, "-m", "cloud_bridge", *args, "--config", str(self.bridge_config)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=WAIT_SECONDS)
+        if done.returncode != 0:
+            raise RuntimeError(f"cloud_bridge {' '.join(args)}: exit {done.returncode}: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def _write_bridge_config(self, secrets: Path, extra: tuple[str, ...] | list[str] = ()) -> None:
+        self.bridge_config = self.root / "bridge.toml"
+        self.bridge_config.write_text("\n".join([
+            f"database_url = {toml_value('sqlite:///' + str(self.root / 'bridge.db'))}",
+            f"key_file = {toml_value(secrets / 'bridge.key')}",
+            "offline_after = 10",
+            "[mqtt]", 'host = "127.0.0.1"', f"port = {self.broker_port}", 'username = "bridge"',
+            f"password_file = {toml_value(secrets / 'bridge.mqtt')}", f"workers = {self.workers}",
+            f'client_prefix = "bridge-{self.broker_port}"',
+            "[http]", 'host = "127.0.0.1"', f"port = {self.http_port}", *extra, ""]))
+
+    def _write_edge_config(self, scenario: Path, realtime: bool, link: list[str], device_id: str | None = None) -> None:
+        self.edge_config = self.root / "edge" / "edge.toml"
+        self.edge_config.parent.mkdir(parents=True, exist_ok=True)
+        audio = scenario / "audio.wav"
+        self.edge_config.write_text("\n".join([
+            f'device_id = "{device_id or self.device_id}"', f"data_dir = {toml_value(self.root / 'edge' / 'data')}",
+            "[camera]", 'type = "scenario"', f"path = {toml_value(scenario)}", f"realtime = {toml_value(realtime)}",
+            f"screen = {toml_value(self.screen)}",
+            *(["[audio]", 'type = "wav"', f"path = {toml_value(audio)}", f"realtime = {toml_value(realtime)}"]
+              if audio.is_file() else []),
+            *link, ""]))
 
     # -- processes ----------------------------------------------------------------------------------------
 
@@ -113,11 +147,12 @@ class Stack:
         self.bridge, url = start_bridge(self.bridge_config, self.logs / "bridge.log", ROOT, WAIT_SECONDS)
         assert url == self.url, f"the bridge serves on {url}, not on its configured {self.url}"
 
-    def start_edge(self, text: bool = False) -> subprocess.Popen[bytes]:
+    def start_edge(self, text: bool = False, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """``python -m edge_app run``; ``env``: variables added to this process's (an enrolment's overrides)."""
         args = [sys.executable, "-m", "edge_app", "run", "--config", str(self.edge_config)]
         with (self.logs / "edge.log").open("ab") as log:
             self.edge = subprocess.Popen(args + (["--text"] if text else []), cwd=ROOT, stdout=subprocess.PIPE,
-                                         stderr=log)
+                                         stderr=log, env={**os.environ, **(env or {})})
         return self.edge
 
     def stop(self) -> None:

@@ -23,8 +23,8 @@ from edge_app.protocol import proctor_topic
 
 
 class ProctorLog:
-    """A proctor on the alerts topic with a persistent session (the broker queues for it while it is away):
-    every message it receives, by the event id it carries."""
+    """A proctor on the alerts topic at QoS 2 (exactly once from the bridge) with a persistent session (the
+    broker queues for it while it is away): every message it receives, by the event id it carries."""
 
     def __init__(self, port: int, password: str, exam: str, username: str = "proctor") -> None:
         self.topic = proctor_topic(exam)
@@ -35,7 +35,7 @@ class ProctorLog:
         self._lock = threading.Lock()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=username, protocol=MQTTProtocolVersion.MQTTv5)
         self.client.username_pw_set(username, password)
-        self.client.on_connect = lambda c, *_a: c.subscribe(self.topic, qos=1)
+        self.client.on_connect = lambda c, *_a: c.subscribe(self.topic, qos=2)  # exactly once from the bridge
         self.client.on_subscribe = lambda *_a: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.reconnect_delay_set(1, 2)

@@ -26,16 +26,13 @@ from edge_app.atomic import write_bytes_atomic
 from edge_app.protocol.keys import load_or_create_key, public_pem
 from tools.faults.proxy import Proxy
 from tools.mosquitto import BrokerProcess, free_port
-from tools.processes import start_bridge, stop_process, tail
+from tools.processes import start_bridge, stop_process, tail, toml_value
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_SECONDS = 30.0
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"  # the bridge only forwards the enrolled photo
 UNIT_LINK = {"keepalive": 5, "backoff_min": 0.2, "backoff_max": 2.0}  # as the demo's unit; the rest as deployed
 
-
-def _toml(value: object) -> str:
-    return json.dumps(str(value) if isinstance(value, Path) else value)
 
 
 class UnitProcess:
@@ -128,9 +125,11 @@ class FaultStack:
             self.passwords[name] = new_password()
             write_bytes_atomic(self.secrets / f"{name}.mqtt", (self.passwords[name] + "\n").encode(), mode=0o600)
         (self.root / "bridge.toml").write_text("\n".join([
-            f"database_url = {_toml('sqlite:///' + str(self.db))}", f"key_file = {_toml(self.secrets / 'bridge.key')}",
+            f"database_url = {toml_value('sqlite:///' + str(self.db))}",
+            f"key_file = {toml_value(self.secrets / 'bridge.key')}",
             "[mqtt]", 'host = "127.0.0.1"', f"port = {self.bridge_proxy.port}", 'username = "bridge"',
-            f"password_file = {_toml(self.secrets / 'bridge.mqtt')}", f"workers = {self.workers}", "keepalive = 5",
+            f"password_file = {toml_value(self.secrets / 'bridge.mqtt')}", f"workers = {self.workers}",
+            "keepalive = 5",
             f'client_prefix = "{self.client_prefix}"',
             "[http]", 'host = "127.0.0.1"', "port = 0", ""]))
         for device in devices:
