@@ -19,6 +19,7 @@ from cloud_bridge.staff import Staff
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, ExamSession, FleetSetting, Unit
 from cloud_bridge.units import MIN_VERSION, VERSION, effective_minimum, stored_minimum
+from edge_app.protocol.placement import placement_verdict
 
 if TYPE_CHECKING:
     from cloud_bridge.config import BridgeConfig
@@ -59,7 +60,7 @@ class Fleet:
                     "revoked_at": unit.revoked_at if unit else None,
                     "health": {"status": device.status, "status_at": device.status_at, "heartbeat": stats,
                                "heartbeat_at": device.stats_at},
-                    "placement": stats.get("placement") if isinstance(stats, dict) else None,
+                    "placement": placement_verdict(stats.get("placement")) if isinstance(stats, dict) else None,
                     "exam": ({"exam_id": current.exam_id, "session_id": current.session_id,
                               "candidate_id": current.candidate_id, "paired_at": current.paired_at}
                              if current is not None else None),

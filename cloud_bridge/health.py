@@ -18,6 +18,7 @@ from sqlalchemy import select
 from cloud_bridge.proctor import ProctorFeed
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, ExamSession
+from edge_app.protocol.placement import placement_verdict
 
 
 class Health:
@@ -54,6 +55,19 @@ class Health:
         self.feed.device_back(device_id)
         self.feed.notify()
         return True
+
+    def placement(self, device_id: str) -> dict[str, Any] | None:
+        """The placement verdict of the unit's last heartbeat (usable, failed checks, guidance, when), if any."""
+        with self.store.session() as session:
+            device = session.get(Device, device_id)
+            if device is None or not device.stats:
+                return None
+            try:
+                code = json.loads(device.stats).get("placement")
+            except (ValueError, AttributeError):
+                return None
+            verdict = placement_verdict(code)
+            return None if verdict is None else {**verdict, "at": device.stats_at}
 
     def sweep(self) -> list[str]:
         """Raise ``device_offline`` for paired devices offline for ``offline_grace`` seconds or silent for

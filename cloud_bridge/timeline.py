@@ -23,6 +23,7 @@ from cloud_bridge.pc_events import PcEvents, PcEventView
 from cloud_bridge.risk import AlertSpan, Timeline
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, ExamSession, Gap, ProctorAlert
+from edge_app.protocol.placement import placement_verdict
 
 SEVERITY_ORDER = ("info", "warning", "critical")
 GAP_LATE = 120.0  # s after the end: a hole of the session's last minutes is flagged a little later
@@ -115,10 +116,8 @@ def _placement(device: Device | None, start: float) -> bool | None:
         stats = json.loads(device.stats)
     except ValueError:
         return None
-    placement = stats.get("placement") if isinstance(stats, dict) else None
-    if isinstance(placement, dict):
-        placement = placement.get("usable")
-    return placement if isinstance(placement, bool) else None
+    verdict = placement_verdict(stats.get("placement")) if isinstance(stats, dict) else None
+    return None if verdict is None else bool(verdict["usable"])
 
 
 def build(store: Store, session_id: str, now: float | None = None) -> SessionTimeline | None:

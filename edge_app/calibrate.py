@@ -11,21 +11,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge_app.protocol.placement import GUIDANCE
 from edge_app.rules.observation import Box
 from edge_app.tamper import CANDIDATE_MARGIN, ReferenceView
 
 MIN_KEYPOINT_SCORE = 0.3
 ZONE_MARGIN = 0.15  # the zone is the candidate's box grown by this share on each side
 MAX_REFERENCE_FRAMES = 10
-
-GUIDANCE = {
-    "candidate": "Nobody is seen in the seat: sit in your exam position and aim the camera at yourself.",
-    "face": "Your face is not visible: raise or turn the camera so your head is in view.",
-    "hands": "Both hands must be in view: move the camera back or tilt it down.",
-    "desk": "The desk in front of you must be in view: tilt the camera down a little.",
-    "screen": "The exam PC's screen must be in view: turn the camera so it sees the screen beside you.",
-    "light": "The picture is too dark: switch on a light or move the camera away from a window.",
-}
 
 
 @dataclass(frozen=True)

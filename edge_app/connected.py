@@ -42,6 +42,7 @@ from edge_app.pairing import QrPairingScanner, take_pair_code
 from edge_app.protocol import ProtocolError
 from edge_app.protocol.commands import encode_stats, open_signed, seal
 from edge_app.protocol.keys import load_or_create_key
+from edge_app.protocol.placement import placement_code
 from edge_app.rules.config import merged_rules
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class ConnectedDevice:
         self._sent_code: tuple[str, float] | None = None
         self._next_typed = self._next_stats = 0.0
         self.camera = "ok"  # or "stalled", from the loop's status messages; sent in the heartbeat
+        self.placement: str | None = None  # the last placement verdict (edge_app/protocol/placement.py), too
         self._stopping = threading.Event()
         self._frames, self._frames_at = 0, clock()
         self.started = clock()
@@ -128,6 +130,8 @@ class ConnectedDevice:
     def emit(self, message: dict[str, Any]) -> None:
         """Every loop message: printed locally; alerts become signed events in the outbox."""
         self.emit_local(message)
+        if message.get("type") == "calibration" and isinstance(message.get("checks"), dict):
+            self.placement = placement_code(message["checks"])  # the next heartbeat takes it to the bridge
         if message.get("state") in ("camera_stalled", "camera_recovered"):
             self.camera = "stalled" if message["state"] == "camera_stalled" else "ok"
             self.send_stats()  # the bridge and the proctor page learn it now
@@ -298,7 +302,8 @@ class ConnectedDevice:
                   "inf_ms": round(sorted(recent)[len(recent) // 2], 1) if recent else None,
                   "queue": self.outbox.count(), "temp": read_temperature(), "disk_mb": disk,
                   "session": self.session["session"] if self.session else None,
-                  "uptime": max(0, int(now - self.started)), "camera": camera or self.camera}
+                  "uptime": max(0, int(now - self.started)), "camera": camera or self.camera,
+                  "placement": self.placement}
         self._frames, self._frames_at = 0, now
         try:
             payload = encode_stats(fields, int(time.time() * 1000))

@@ -83,7 +83,10 @@ def get_session(session_id: str) -> Any:
     if view is None:
         abort(404, f"no session {session_id}")
     require_exam(view.exam_id)
-    return jsonify(session_json(view, with_code=grant().role == "client"))
+    shown = session_json(view, with_code=grant().role == "client")
+    if view.state == "paired" and view.device_id is not None:  # how the unit is aimed, for the exam PC's screen
+        shown["placement"] = services().health.placement(view.device_id)
+    return jsonify(shown)
 
 
 @api.get("/sessions/<session_id>/qr.png")

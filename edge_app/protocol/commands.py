@@ -36,6 +36,7 @@ from edge_app.protocol import (
     signed_bytes,
     unb64,
 )
+from edge_app.protocol.placement import MAX_PLACEMENT, PLACEMENT
 
 PAIR_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: easy to read out and type
 PAIR_CODE_LENGTH = 8
@@ -99,6 +100,7 @@ STATS = ({"d": _text(DEVICE_ID)}, {
     "fps": _number(0, 1000), "inf_ms": _number(0, 600_000), "queue": _number(0, 10**9, integer=True),
     "temp": _number(-60, 200), "disk_mb": _number(0, 10**9, integer=True), "session": _text(NAME),
     "uptime": _number(0, 10**10, integer=True), "camera": _text(re.compile(r"^(ok|stalled|ended)$")),
+    "placement": _text(PLACEMENT, MAX_PLACEMENT),  # edge_app/protocol/placement.py
 })
 
 

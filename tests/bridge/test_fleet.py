@@ -24,6 +24,7 @@ from cloud_bridge.store import Store
 from cloud_bridge.store.models import DeadLetter, Device, EventRow, Unit
 from edge_app.protocol import device_topic
 from edge_app.protocol.keys import public_pem
+from edge_app.protocol.placement import GUIDANCE
 from edge_app.protocol.transport import BrokerConnection
 from tests.bridge.parts import DEVICE_KEY, PHOTO, Clock, count, event_payloads, register
 from tests.mosquitto import free_port
@@ -45,7 +46,7 @@ def test_the_listing_shows_health_versions_and_exam(fleet: Fleet, store: Store, 
     enrol(fleet, "unit-1")
     register(store, "unit-2")  # `device add`: no versions known
     health = Health(store, ProctorFeed(store), clock=clock)
-    health.stats("unit-1", {"d": "unit-1", "fps": 9.5, "temp": 61.0, "placement": {"usable": True}})
+    health.stats("unit-1", {"d": "unit-1", "fps": 9.5, "temp": 61.0, "placement": "hands"})
     sessions = Sessions(store, clock=clock)
     view = sessions.create("exam-1", "cand-1", PHOTO)
     sessions.pair("unit-1", view.pairing_code or "")
@@ -53,7 +54,7 @@ def test_the_listing_shows_health_versions_and_exam(fleet: Fleet, store: Store, 
     one, two = units["unit-1"], units["unit-2"]
     assert (one["status"], one["software_version"], one["model_version"]) == ("online", "1.4.2", "m-7")
     assert one["last_seen"] == clock.now and one["health"]["heartbeat"]["fps"] == 9.5
-    assert one["placement"] == {"usable": True}
+    assert one["placement"] == {"usable": False, "failed": ["hands"], "guidance": [GUIDANCE["hands"]]}
     assert one["exam"] == {"exam_id": "exam-1", "session_id": view.session_id, "candidate_id": "cand-1",
                            "paired_at": clock.now}
     assert (two["software_version"], two["exam"], two["placement"], two["status"]) == (None, None, None, "unknown")

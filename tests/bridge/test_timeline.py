@@ -30,7 +30,7 @@ def test_alerts_offline_gaps_pc_events_and_placement_make_the_timeline(store: St
         session.add(Gap(device_id="unit-1", reason="missing", count=50, event_id="z", found_at=T0 - 5000))  # before
         device = session.get(Device, "unit-1")
         assert device is not None
-        device.stats, device.stats_at = json.dumps({"placement": {"usable": False}}), T0 + 5
+        device.stats, device.stats_at = json.dumps({"placement": "hands,screen"}), T0 + 5
     token = issue_token(store, scene.session_id)
     PcEvents(store).post(scene.session_id, token, {"events": [
         {"kind": "focus_lost", "t": int((T0 + 30) * 1000)}, {"kind": "second_monitor", "t": int((T0 + 40) * 1000),

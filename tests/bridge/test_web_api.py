@@ -21,8 +21,9 @@ from cloud_bridge.services import Services
 from cloud_bridge.store import Store
 from cloud_bridge.web import OPENAPI, create_app
 from edge_app.protocol import Event, device_topic, encode_event, evidence_digest, new_event_id
-from edge_app.protocol.commands import PAIR_CODE_ALPHABET
+from edge_app.protocol.commands import PAIR_CODE_ALPHABET, encode_stats
 from edge_app.protocol.keys import public_pem
+from edge_app.protocol.placement import GUIDANCE
 
 PHOTO_LIMIT, UPLOAD_LIMIT = 100_000, 300_000
 
@@ -207,6 +208,26 @@ def test_paired_sessions_show_their_device_and_lose_the_code(services: Services,
     body = client.get(f"/api/v1/sessions/{created['session_id']}", headers=auth["client"]).get_json()
     assert (body["state"], body["device_id"], body["pairing_code"], body["qr_png"]) == ("paired", "unit-1", None, None)
     assert client.get(created["qr_png"], headers=auth["client"]).status_code == 404
+    assert body["placement"] is None  # the unit has not said how it is aimed yet
+
+
+def test_a_paired_session_shows_its_units_placement_for_the_exam_pc(services: Services, client: FlaskClient,
+                                                                    auth: dict[str, dict[str, str]]) -> None:
+    created = create(client, auth).get_json()
+    services.ingestor.register("unit-1", public_pem(Ed25519PrivateKey.generate()))
+    services.sessions.pair("unit-1", created["pairing_code"])
+    url = f"/api/v1/sessions/{created['session_id']}"
+    outcome = services.dispatcher.handle(device_topic("unit-1", "stats"), encode_stats(
+        {"d": "unit-1", "session": created["session_id"], "placement": "hands,screen"}, 1_800_000_000_000))
+    assert outcome == "stats"
+    placement = client.get(url, headers=auth["client"]).get_json()["placement"]
+    assert (placement["usable"], placement["failed"]) == (False, ["hands", "screen"])
+    assert placement["guidance"] == [GUIDANCE["hands"], GUIDANCE["screen"]]
+    services.dispatcher.handle(device_topic("unit-1", "stats"), encode_stats(
+        {"d": "unit-1", "placement": "ok"}, 1_800_000_000_000))
+    assert client.get(url, headers=auth["client"]).get_json()["placement"]["usable"] is True
+    assert services.dispatcher.handle(device_topic("unit-1", "stats"), b'{"d":"unit-1","placement":"sideways",'
+                                      b'"id":"x","t":1,"v":1}').startswith("dead_letter")
 
 
 def test_ending_a_session_is_idempotent(client: FlaskClient, auth: dict[str, dict[str, str]]) -> None:

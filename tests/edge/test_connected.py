@@ -381,6 +381,17 @@ def test_the_heartbeat_decodes_with_fps_queue_and_disk(make_unit: Callable[..., 
     for stats in (first, second):
         assert stats["d"] == DEVICE and stats["queue"] == 1 and stats["camera"] == "ok"
         assert isinstance(stats["disk_mb"], int) and stats["disk_mb"] > 0 and "session" not in stats
+        assert "placement" not in stats  # no verdict yet
+
+
+def test_the_heartbeat_carries_the_last_placement_verdict(make_unit: Callable[..., Unit], bridge: BridgeSide) -> None:
+    unit = make_unit(FakeClock(1000.0))
+    unit.device.start()
+    checks = {"candidate": True, "face": True, "hands": False, "desk": True, "screen": False, "light": True}
+    unit.device.emit({"type": "calibration", "t": 5.0, "usable": False, "checks": checks, "guidance": []})
+    unit.device.send_stats()
+    wait_for(lambda: len(bridge.received("stats")) >= 1, what="a heartbeat")
+    assert decode_stats(bridge.received("stats")[-1])["placement"] == "hands,screen"
 
 
 def test_a_stalled_camera_is_reported_at_once_and_heartbeats_go_on_without_frames(
