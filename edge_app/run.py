@@ -25,6 +25,7 @@ from edge_app.capture.base import SourceError
 from edge_app.config import ConfigError, EdgeConfig, load
 from edge_app.indicators import StateTracker
 from edge_app.indicators.driver import Indicators
+from edge_app.indicators.patterns import Action
 
 if TYPE_CHECKING:
     from edge_app.vision.models import VisionModels
@@ -106,7 +107,7 @@ def run_session(path: Path, text: bool = False) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    tracker = StateTracker()  # booting until the first placement verdict; a button press is logged by the driver
+    tracker = StateTracker()  # booting until the first placement verdict; a long press checks the placement again
     indicators = Indicators(config.indicators, source=tracker.state)
     indicators.start()
     models = load_models(config.models.dir, config.models.quant, config.models.threads, config.models.runtime)
@@ -146,6 +147,8 @@ def run_session(path: Path, text: bool = False) -> int:
     frame_hook: Callable[[Any], None] | None = device.on_frame if device else None
     if page is not None:
         send, frame_hook = _both(send, page.emit), _both(frame_hook, page.on_frame)
+        recheck = page.recheck
+        indicators.on_action = lambda action, _state: recheck() if action is Action.PLACEMENT_CHECK else None
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

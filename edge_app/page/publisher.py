@@ -54,6 +54,11 @@ class PagePublisher:
         self._last_t: float | None = None
         state.update_status(versions=versions or {})
 
+    def recheck(self) -> None:
+        """Check the placement again from the next frame (the button's long press: the camera was moved)."""
+        if self.models is not None:
+            self.analyzer, self._next_check, self.settled = None, None, False
+
     def _analysis_config(self) -> AnalysisConfig:
         hz = self.config.placement_hz * 2  # above the calls' own rate: every analysed frame runs every model
         return AnalysisConfig(calibration_seconds=self.config.placement_seconds, detector_hz=hz, pose_hz=hz,

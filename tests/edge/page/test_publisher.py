@@ -92,6 +92,24 @@ def test_a_usable_session_calibration_ends_the_checks(models: VisionModels, scen
     assert drawn(jpeg, boxes["zone"], ZONE) > 0.9 and "candidate" not in boxes  # nobody seen: no candidate box
 
 
+def test_a_recheck_after_a_usable_verdict_checks_the_placement_again(models: VisionModels, scene: Scene,
+                                                                      tmp_path: Path) -> None:
+    """The button's long press (the camera was moved): checked again from the next frame, and told."""
+    folder = write_scenario(tmp_path / "empty", [scene(None, seed) for seed in range(10)], fps=FPS)
+    state = PageState()
+    publisher = PagePublisher(state, PAGE, models)
+    publisher.emit(good_placement_message())
+    assert publisher.settled
+    publisher.recheck()
+    assert not publisher.settled
+    play(publisher, folder)
+    found = state.snapshot()["placement"]
+    assert publisher.checks >= 1 and found["source"] == "live" and found["usable"] is False  # the seat is empty
+    without = PagePublisher(PageState(), PAGE, None)  # no models: nothing can be checked, nothing changes
+    without.recheck()
+    assert without.settled
+
+
 def test_messages_set_pairing_camera_and_errors() -> None:
     state = PageState()
     publisher = PagePublisher(state, PAGE, None, queue=lambda: 4, versions={"software": "0.1.0"})
