@@ -134,6 +134,7 @@ def test_the_session_page_plots_and_lists_alerts_and_each_snapshot_read_is_audit
     page = world.client.get(f"/review/sessions/{world.a}", headers=headers).get_data(as_text=True)
     assert page.count('class="bar sev-') == 2 and f'data-alert="{world.alert_a}"' in page and "<svg" in page
     assert f"/api/v1/sessions/{world.a}/export" in page and "60 s" in page and "0.90" in page
+    assert page.count('class="muted clip"') == 1  # the alert with a snapshot: its clip is on the unit
     snap = world.client.get(f"/review/sessions/{world.a}/evidence/{digest_of(SNAP_A)}", headers=headers)
     assert snap.status_code == 200 and snap.data == SNAP_A
     reads = [(e["actor"], e["target"]) for e in audit.entries(world.services.store) if e["action"] == "read_evidence"]
