@@ -8,6 +8,13 @@ state="${INVIGIL_STATE_ROOT:-/var/lib/invigil}"
 python="${INVIGIL_PYTHON:-/opt/invigil/venv/bin/python}"
 config="${INVIGIL_CONFIG:-/etc/invigil/edge.toml}"
 
+# The unit's local admin secret (its page's staff login): made once, here, and shown once, on the console and in
+# the journal, for staff to copy onto the unit's label. There is no default password.
+# (A unit that has it says so and goes on.)
+if secret="$("$python" -m edge_app secret --config "$config")"; then
+    echo "the unit's admin secret (shown this once; write it on the unit's label): $secret"
+fi
+
 if [ ! -s "$state/enrol-code" ]; then
     # No code yet: staff can give one through the unit's page; this runs again at the next boot.
     echo "no enrolment code in $state/enrol-code: put one in the seed file (or enter it on the unit's page)"

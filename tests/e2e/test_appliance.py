@@ -78,6 +78,8 @@ def first_boot(stack: Stack) -> None:
                               text=True, timeout=60)
         assert done.returncode == 0, f"{script}: {done.stdout}{done.stderr}"
     assert done.stdout.strip().endswith("enrolled") and (state / "enrolled").is_file()
+    assert "admin secret (shown this once" in done.stdout  # the page's staff login: no default password
+    assert (state / "admin_secret.json").stat().st_mode & 0o777 == 0o600
 
 
 def test_a_unit_enrols_pairs_runs_an_exam_and_once_revoked_is_refused(stack: Stack) -> None:

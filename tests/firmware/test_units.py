@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edge_app import admin_secret
 from tests.need import need
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,3 +199,16 @@ def test_first_boot_without_a_code_waits_for_one(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "no enrolment code" in done.stdout
     assert not (tmp_path / "enrolled").exists()  # so it runs again at the next boot
+
+
+def test_first_boot_makes_the_admin_secret_and_shows_it_once(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(f'device_id = "unit-0001"\ndata_dir = "{tmp_path}"\n[camera]\ntype = "opencv"\nuri = 0\n')
+    env = {"PATH": bin_without_system_tools(tmp_path), "INVIGIL_STATE_ROOT": str(tmp_path),
+           "INVIGIL_PYTHON": sys.executable, "INVIGIL_CONFIG": str(config), "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.run(["/bin/sh", str(FIRMWARE / "scripts" / "invigil-firstboot.sh")], env=env,
+                           capture_output=True, text=True, timeout=60) for _ in range(2)]
+    assert [run.returncode for run in runs] == [0, 0]
+    shown = re.search(r"admin secret \(shown this once; write it on the unit's label\): (\S+)", runs[0].stdout)
+    assert shown is not None and "admin secret" not in runs[1].stdout  # never again
+    assert admin_secret.verify(tmp_path, shown.group(1)) and not admin_secret.verify(tmp_path, "A" * 23)
