@@ -36,5 +36,17 @@ def entries(store: Store, after: int = 0, limit: int = 100) -> list[dict[str, An
     with store.session() as session:
         rows = session.scalars(select(AuditEntry).where(AuditEntry.id > after).order_by(AuditEntry.id)
                                .limit(limit)).all()
-        return [{"id": row.id, "at": row.at, "actor": row.actor, "action": row.action, "target": row.target,
-                 "detail": json.loads(row.detail or "{}")} for row in rows]
+        return [_entry(row) for row in rows]
+
+
+def latest(store: Store, count: int = 50) -> list[dict[str, Any]]:
+    """The ``count`` (1-500) most recent entries, newest first."""
+    count = max(1, min(count, MAX_PAGE))
+    with store.session() as session:
+        rows = session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(count)).all()
+        return [_entry(row) for row in rows]
+
+
+def _entry(row: AuditEntry) -> dict[str, Any]:
+    return {"id": row.id, "at": row.at, "actor": row.actor, "action": row.action, "target": row.target,
+            "detail": json.loads(row.detail or "{}")}

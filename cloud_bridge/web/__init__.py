@@ -62,6 +62,7 @@ def create_app(services: Services, config: dict[str, Any] | None = None, http: H
     from cloud_bridge.web.report_api import report_api
     from cloud_bridge.web.review import review
     from cloud_bridge.web.review_api import review_api
+    from cloud_bridge.web.staff_pages import staff_pages
 
     app.register_blueprint(api)
     app.register_blueprint(fleet_api)
@@ -69,6 +70,7 @@ def create_app(services: Services, config: dict[str, Any] | None = None, http: H
     app.register_blueprint(report_api)
     app.register_blueprint(review)
     app.register_blueprint(review_api)
+    app.register_blueprint(staff_pages)
 
     @app.get("/api/v1/openapi.json")
     def openapi() -> Any:

@@ -9,6 +9,8 @@ pre-signed events at QoS 1 as fast as the PUBACKs allow, in runs on that one bro
   stored); the figure is bridge / null;
 - latency: each device paired with a session, a Publisher republishing to the proctor topic, events at a
   steady rate: device publish to receive on invigil/v1/proctor/+/alerts, p50/p99 ms.
+With ``--processes P`` (P > 1) each round also runs the bridge with its consumers in P worker processes
+(tools/bench/bridge_processes.py), on SQLite and PostgreSQL, reported beside the one-process runs.
 The throughput runs are repeated (``--repeat``, in turn: null, SQLite, PostgreSQL, so a busy moment of the
 machine hits all of them alike) and each is reported by its median round; the ratio is median to median.
 Prints a table and writes build/bench/bridge.json atomically.
@@ -53,6 +55,7 @@ from tools.bench.bridge_parts import (
     stop,
     wait,
 )
+from tools.bench.bridge_processes import processes_run
 from tools.mosquitto import BrokerProcess, anonymous_conf, free_port
 from tools.postgres import NoPostgres, postgres_schema
 
@@ -131,10 +134,13 @@ def bridge_run(port: int, fleet: Fleet | FleetProcess, batches: Batches, workers
 
 
 def postgres_run(port: int, fleet: Fleet | FleetProcess, batches: Batches, workers: int, name: str = "pg",
-                 batching: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The bridge run on PostgreSQL in a throwaway schema; ``{"skipped": why}`` when no server answers."""
+                 batching: dict[str, Any] | None = None, processes: int = 1) -> dict[str, Any]:
+    """The bridge run on PostgreSQL in a throwaway schema (its consumers in ``processes`` processes when more
+    than one); ``{"skipped": why}`` when no server answers."""
     try:
         with postgres_schema("bench") as url:
+            if processes > 1:
+                return processes_run(port, fleet, batches, workers, url, name, processes, batching)
             return bridge_run(port, fleet, batches, workers, url, name, batching)
     except NoPostgres as exc:
         return {"skipped": str(exc)}
@@ -197,11 +203,12 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench(port: int, devices: int, events: int, workers: int, latency_events: int, latency_rate: float,
-          repeat: int = 1, batching: dict[str, Any] | None = None) -> dict[str, Any]:
+          repeat: int = 1, batching: dict[str, Any] | None = None, processes: int = 1) -> dict[str, Any]:
     """Every run on the broker at 127.0.0.1:``port``, the throughput runs ``repeat`` times; the report."""
     fleet = Fleet(port, devices)
     far = FleetProcess(port, fleet.devices)  # the same devices, publishing from a process of their own
-    rounds: dict[str, list[dict[str, Any]]] = {"null": [], "sqlite": [], "postgresql": []}
+    split = [f"sqlite/{processes}p", f"postgresql/{processes}p"] if processes > 1 else []
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in ["null", "sqlite", "postgresql", *split]}
     try:
         batches = [[payload for _id, payload in device.signed(events)] for device in fleet.devices]
         for round_ in range(repeat):
@@ -210,8 +217,13 @@ def bench(port: int, devices: int, events: int, workers: int, latency_events: in
                 rounds["sqlite"].append(bridge_run(port, far, batches, workers, f"sqlite:///{folder}/bridge.db",
                                                    f"sqlite-{round_}", batching))
             rounds["postgresql"].append(postgres_run(port, far, batches, workers, f"pg-{round_}", batching))
+            if processes > 1:
+                with tempfile.TemporaryDirectory() as folder:
+                    rounds[split[0]].append(processes_run(port, far, batches, workers, f"sqlite:///{folder}/b.db",
+                                                          f"sqlite-{round_}", processes, batching))
+                rounds[split[1]].append(postgres_run(port, far, batches, workers, f"pg-{round_}", batching, processes))
         null = median_round(rounds["null"])
-        stores = {db: median_round(rounds[db]) for db in ("sqlite", "postgresql")}
+        stores = {db: median_round(rounds[db]) for db in ("sqlite", "postgresql", *split)}
         for run in stores.values():
             if "events_per_s" in run:
                 run["ratio"] = round(run["events_per_s"] / null["events_per_s"], 4) if null["events_per_s"] else None
@@ -221,7 +233,8 @@ def bench(port: int, devices: int, events: int, workers: int, latency_events: in
         fleet.close()
     config = MqttConfig(host="127.0.0.1", **(batching or {}))
     return {"devices": devices, "events_per_device": events, "workers": workers, "cpus": os.cpu_count(),
-            "repeat": repeat, "batch_max": config.batch_max, "batch_wait_ms": config.batch_wait_ms,
+            "repeat": repeat, "processes": processes, "batch_max": config.batch_max,
+            "batch_wait_ms": config.batch_wait_ms,
             "null_consumer": null, "bridge": stores, "latency": latency}
 
 
@@ -229,15 +242,15 @@ def table(report: dict[str, Any]) -> str:
     lines = [f"bridge bench: {report['devices']} devices x {report['events_per_device']} events, "
              f"{report['workers']} workers, {report['cpus']} cpus, median of {report.get('repeat', 1)} rounds; "
              f"batches of at most {report.get('batch_max')} or {report.get('batch_wait_ms')} ms",
-             f"  {'run':<19}{'counted':>11}{'lost':>6}{'seconds':>9}{'events/s':>10}{'ratio':>8}  "
+             f"  {'run':<23}{'counted':>11}{'lost':>6}{'seconds':>9}{'events/s':>10}{'ratio':>8}  "
              "rounds (events/s)  CPU ms/event  mean batch  chain flags"]
     for name, run in [("null consumer", report["null_consumer"]),
                       *((f"bridge {db}", run) for db, run in report["bridge"].items())]:
         if "skipped" in run:
-            lines.append(f"  {name:<19}skipped: {run['skipped'][:90]}")
+            lines.append(f"  {name:<23}skipped: {run['skipped'][:90]}")
             continue
         rounds = "/".join(f"{rate:.0f}" for rate in run.get("rounds_per_s", [run["events_per_s"]]))
-        lines.append(f"  {name:<19}{run['counted']:>5}/{run['events']:<5}{run['lost']:>6}{run['seconds']:>9.2f}"
+        lines.append(f"  {name:<23}{run['counted']:>5}/{run['events']:<5}{run['lost']:>6}{run['seconds']:>9.2f}"
                      f"{run['events_per_s']:>10.1f}{run.get('ratio') or 1.0:>8.4f}  {rounds:<18} "
                      f"{run.get('cpu_ms_per_event', ''):>12}  {run.get('mean_batch') or '':>10}  "
                      f"{run.get('flags', '')}")
@@ -257,11 +270,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-max", type=int, help="the consumers' mqtt.batch_max (default: the config's)")
     parser.add_argument("--batch-wait-ms", type=float, help="the consumers' mqtt.batch_wait_ms (default: the "
                         "config's)")
+    parser.add_argument("--processes", type=int, default=1, help="also run the bridge with its consumers in this "
+                        "many worker processes (the workers split among them), when more than 1")
     parser.add_argument("--latency-events", type=int, default=250, help="events in the latency run")
     parser.add_argument("--latency-rate", type=float, default=50.0, help="events/s (all devices) in the latency run")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench" / "bridge.json")
     args = parser.parse_args(argv)
-    if min(args.devices, args.events, args.workers, args.latency_events, args.repeat) < 1 or args.latency_rate <= 0:
+    sizes = (args.devices, args.events, args.workers, args.latency_events, args.repeat, args.processes)
+    if min(sizes) < 1 or args.latency_rate <= 0:
         parser.error("sizes and the rate must be positive")
     batching = {name: value for name, value in (("batch_max", args.batch_max), ("batch_wait_ms", args.batch_wait_ms))
                 if value is not None}
@@ -277,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.start()
         try:
             report = bench(broker.port, args.devices, args.events, args.workers, args.latency_events,
-                           args.latency_rate, args.repeat, batching)
+                           args.latency_rate, args.repeat, batching, args.processes)
         finally:
             broker.stop()
     print(table(report))
