@@ -15,6 +15,7 @@ its wall clock at boot); message timestamps are wall time.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import queue
 import shutil
@@ -28,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from edge_app import exam_flag
+from edge_app.atomic import write_bytes_atomic
 from edge_app.capture.base import Frame
 from edge_app.config import EdgeConfig
 from edge_app.evidence.storage import purge
@@ -47,6 +49,7 @@ from edge_app.rules.config import merged_rules
 
 log = logging.getLogger(__name__)
 TYPED_CODE_EVERY = 1.0  # seconds between looks for a typed pairing code
+LINK_FILE = "link.json"  # in data_dir: when this process first reached the broker (seconds since 1970)
 DRAIN_SECONDS = 5.0  # at stop, how long to wait for the outbox to empty while connected
 PAIR_RESEND = 5.0  # seconds before the same code is sent again (the bridge answers once per request)
 MAX_FPS = 1000.0  # the protocol's bound for the heartbeat's fps
@@ -93,6 +96,7 @@ class ConnectedDevice:
         self._next_typed = self._next_stats = 0.0
         self.camera = "ok"  # or "stalled", from the loop's status messages; sent in the heartbeat
         self.placement: str | None = None  # the last placement verdict (edge_app/protocol/placement.py), too
+        self._linked = False  # connected since this process started (written once to LINK_FILE)
         self._stopping = threading.Event()
         self._frames, self._frames_at = 0, clock()
         self.started = clock()
@@ -289,6 +293,13 @@ class ConnectedDevice:
                 self.send_stats()
 
     def send_stats(self, camera: str | None = None) -> None:
+        if not self._linked and self.mqtt.connected:  # the update's health check waits for this after a switch
+            self._linked = True
+            try:
+                write_bytes_atomic(self.config.data_dir / LINK_FILE,
+                                   json.dumps({"connected_at": time.time()}).encode())
+            except OSError as exc:  # a full disk: the session goes on (the health check then fails, and says so)
+                log.warning("%s not written: %s", LINK_FILE, exc)
         now = self.clock()
         elapsed = now - self._frames_at
         stats = self.runner.stats if self.runner is not None else None

@@ -28,7 +28,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from edge_app.capture.base import Frame, FrameSource
 from edge_app.config import ConfigError, EdgeConfig, load, parse
-from edge_app.connected import PAIR_RESEND, ConnectedDevice
+from edge_app.connected import LINK_FILE, PAIR_RESEND, ConnectedDevice
 from edge_app.loop import SessionRunner
 from edge_app.pairing import write_pair_code
 from edge_app.protocol import Event, chain_hash, decode_event, device_topic, evidence_digest, new_event_id
@@ -389,9 +389,12 @@ def test_the_heartbeat_carries_the_last_placement_verdict(make_unit: Callable[..
     unit.device.start()
     checks = {"candidate": True, "face": True, "hands": False, "desk": True, "screen": False, "light": True}
     unit.device.emit({"type": "calibration", "t": 5.0, "usable": False, "checks": checks, "guidance": []})
+    wait_for(lambda: unit.device.mqtt.connected, what="the link")
     unit.device.send_stats()
     wait_for(lambda: len(bridge.received("stats")) >= 1, what="a heartbeat")
     assert decode_stats(bridge.received("stats")[-1])["placement"] == "hands,screen"
+    linked = json.loads((unit.device.config.data_dir / LINK_FILE).read_text())  # for the update's health check
+    assert abs(linked["connected_at"] - time.time()) < 60
 
 
 def test_a_stalled_camera_is_reported_at_once_and_heartbeats_go_on_without_frames(

@@ -4,11 +4,13 @@ the hardening the issue asks for; shellcheck on the firmware's scripts; the firs
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -212,3 +214,34 @@ def test_first_boot_makes_the_admin_secret_and_shows_it_once(tmp_path: Path) -> 
     shown = re.search(r"admin secret \(shown this once; write it on the unit's label\): (\S+)", runs[0].stdout)
     assert shown is not None and "admin secret" not in runs[1].stdout  # never again
     assert admin_secret.verify(tmp_path, shown.group(1)) and not admin_secret.verify(tmp_path, "A" * 23)
+
+
+@pytest.mark.parametrize(("enrolled", "link", "healthy"), [
+    (False, None, True),  # a standalone unit: nothing to reconnect to
+    (True, "after", True),  # reached its broker again since the restart
+    (True, "before", False),  # the last connection was the old release's
+    (True, None, False),  # never connected
+])
+def test_the_health_check_wants_an_enrolled_unit_reconnected(tmp_path: Path, enrolled: bool, link: str | None,
+                                                             healthy: bool) -> None:
+    tools = Path(bin_without_system_tools(tmp_path))
+    (tools / "sleep").symlink_to(shutil.which("sleep") or "/bin/sleep")
+    systemctl = tools / "systemctl"  # the restart and the checks succeed: what is left is the reconnection
+    systemctl.write_text("#!/bin/sh\nexit 0\n")
+    systemctl.chmod(0o755)
+    release, state = tmp_path / "release", tmp_path / "state"
+    release.mkdir()
+    (release / "app").symlink_to(ROOT)
+    state.mkdir()
+    if enrolled:
+        (state / "enrolment.env").write_text("INVIGIL_DEVICE_ID=unit-1\n")
+    if link is not None:
+        at = time.time() + (60 if link == "after" else -600)
+        (state / "link.json").write_text(json.dumps({"connected_at": at}))
+    env = {"PATH": str(tools), "INVIGIL_RELEASE": str(release), "INVIGIL_STATE_ROOT": str(state),
+           "INVIGIL_PYTHON": sys.executable, "INVIGIL_HEALTH_SETTLE": "0"}
+    done = subprocess.run(["/bin/sh", str(FIRMWARE / "scripts" / "invigil-health.sh")], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert (done.returncode == 0) == healthy, done.stdout + done.stderr
+    if not healthy:
+        assert "did not reconnect" in done.stderr
