@@ -95,7 +95,8 @@ def split(workers: int, processes: int) -> list[int]:
 
 def processes_run(port: int, fleet: Fleet | FleetProcess, batches: Batches, workers: int, url: str, name: str,
                   processes: int, batching: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The bridge run (tools/bench/bridge.py's ``bridge_run``) with the consumers in ``processes`` processes."""
+    """The bridge run (tools/bench/bridge.py's ``bridge_run``) with the consumers in ``processes`` processes (at
+    least one consumer each: W is raised to P when smaller); ``per_process`` is how many each stored."""
     store, total = Store(url), sum(len(b) for b in batches)
     children: list[Worker] = []
     try:
