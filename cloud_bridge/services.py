@@ -40,6 +40,7 @@ class Services:
         health = Health(store, feed, offline_after, offline_grace)
         ingestor = Ingestor(store)
         sessions = Sessions(store, pairing_ttl)
+        sessions.base_rules = dict(rules or {})  # a session's rules are checked over these, as they are sent
         commands = DeviceCommands(outbox, key) if publish is not None and key is not None else None
         receipts = Receipts(store, publish, key) if publish is not None and key is not None else None
         return cls(store, sessions, feed, health, ingestor, Tokens(store), commands,

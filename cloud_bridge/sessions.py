@@ -7,6 +7,7 @@ time: pairing it again ends nothing silently; the new pairing is refused until t
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 import uuid
@@ -28,6 +29,7 @@ from edge_app.protocol.commands import (
     normalize_code,
     qr_payload,
 )
+from edge_app.rules.config import override_problems
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 # Runs inside the transaction that pairs or ends a session (the commands to the unit go in the same one).
@@ -75,6 +77,7 @@ class Sessions:
     def __init__(self, store: Store, pairing_ttl: float = 900.0, clock: Callable[[], float] = time.time) -> None:
         self.store, self.pairing_ttl, self.clock = store, pairing_ttl, clock
         self.min_software_version: str | None = None  # the config's floor (cloud_bridge.units)
+        self.base_rules: dict[str, object] = {}  # the bridge's own rules, under every session's (Services.build)
 
     def create(self, exam_id: str, candidate_id: str, photo: bytes, rules: str | None = None) -> SessionView:
         for field, value in (("exam_id", exam_id), ("candidate_id", candidate_id)):
@@ -86,6 +89,14 @@ class Sessions:
             raise SessionError("too_large", f"photo over {MAX_PHOTO_BYTES} bytes")
         if rules is not None and len(rules.encode("utf-8")) > MAX_RULES_BYTES:
             raise SessionError("too_large", f"rules over {MAX_RULES_BYTES} bytes of JSON")
+        if rules is not None:  # checked as the unit checks them, with the bridge's rules under them as they go
+            try:
+                override = json.loads(rules)
+            except ValueError:
+                raise SessionError("invalid", "rules must be JSON (the unit's rules section)") from None
+            problems = override_problems({**self.base_rules, **override} if isinstance(override, dict) else override)
+            if problems:
+                raise SessionError("invalid", "rules the unit would refuse: " + "; ".join(problems)[:1000])
         now = self.clock()
         for _ in range(5):  # a code collision with another waiting session: draw again
             row = ExamSession(session_id=uuid.uuid4().hex, exam_id=exam_id, candidate_id=candidate_id,

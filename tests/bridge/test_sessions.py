@@ -43,6 +43,10 @@ def test_codes_differ_between_sessions(sessions: Sessions) -> None:
     ("math-101", "cand", b"", None, "invalid"),
     ("math-101", "cand", b"\xff\xd8\xff" + bytes(MAX_PHOTO_BYTES), None, "too_large"),
     ("math-101", "cand", PHOTO, '{"x":"' + "y" * MAX_RULES_BYTES + '"}', "too_large"),
+    ("math-101", "cand", PHOTO, "{not json", "invalid"),
+    ("math-101", "cand", PHOTO, '["phone"]', "invalid"),  # rules are the unit's rules section: an object
+    ("math-101", "cand", PHOTO, '{"phone": {"min_score": 7}}', "invalid"),  # the unit would refuse it
+    ("math-101", "cand", PHOTO, '{"no_such_kind": {}}', "invalid"),
 ])
 def test_create_refuses(sessions: Sessions, exam: str, candidate: str, photo: bytes, rules: str | None,
                         reason: str) -> None:
@@ -156,3 +160,12 @@ def test_sessions_of_an_exam_oldest_first(sessions: Sessions, clock: Clock) -> N
     sessions.create("physics-2", "cand-0", PHOTO)
     assert [v.session_id for v in sessions.for_exam("math-101")] == ids
     assert sessions.for_exam("none") == []
+
+
+def test_rules_are_checked_over_the_bridges_own_as_the_unit_gets_them(sessions: Sessions) -> None:
+    """Every caller of create (the API, the demo, a script) gets the unit's own check, with the bridge's rules
+    under the session's as they are sent."""
+    assert sessions.create("math-101", "cand", PHOTO, '{"phone": {"min_score": 0.3}}').state == "waiting"
+    sessions.base_rules = {"preset": "no-such-preset"}
+    with pytest.raises(SessionError, match="rules the unit would refuse: preset"):
+        sessions.create("math-101", "cand-2", PHOTO, '{"phone": {"min_score": 0.3}}')
