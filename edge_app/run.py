@@ -107,7 +107,11 @@ def run_session(path: Path, text: bool = False) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    tracker = StateTracker()  # booting until the first placement verdict; a long press checks the placement again
+    from edge_app.update.releases import Releases
+
+    # booting until the first placement verdict; updating while an update holds its lock; a long press checks the
+    # placement again
+    tracker = StateTracker(updating=Releases(config.data_dir).running)
     indicators = Indicators(config.indicators, source=tracker.state)
     indicators.start()
     models = load_models(config.models.dir, config.models.quant, config.models.threads, config.models.runtime)

@@ -22,6 +22,7 @@ ever ends or pauses an exam.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -116,8 +117,12 @@ class StateTracker:
     wait in the outbox and the candidate is not disturbed).
     """
 
-    def __init__(self, connected: Callable[[], bool] | None = None) -> None:
+    def __init__(self, connected: Callable[[], bool] | None = None,
+                 updating: Callable[[], bool] | None = None) -> None:
+        """``updating``: whether an update is being installed now (asked at most once a second)."""
         self.connected = connected
+        self.update_running = updating
+        self._asked: tuple[float, bool] = (-1.0, False)  # monotonic time, answer
         self.placement: bool | None = None  # None until the first calibration message: booting
         self.session: str | None = None
         self.open_alerts: set[str] = set()
@@ -141,10 +146,18 @@ class StateTracker:
             self.camera_fault = state == "camera_stalled"
         return self.state()
 
+    def _update_running(self) -> bool:
+        if self.update_running is None:
+            return False
+        now = time.monotonic()
+        if now - self._asked[0] >= 1.0:
+            self._asked = (now, self.update_running())
+        return self._asked[1]
+
     def state(self) -> State:
         if self.camera_fault:
             return State.FAULT
-        if self.updating:
+        if self.updating or self._update_running():
             return State.UPDATING
         if self.placement is None:
             return State.BOOTING

@@ -110,6 +110,19 @@ class Releases:
                 raise UpdateRefused("busy", "another update or rollback is running") from None
             yield
 
+    def running(self) -> bool:
+        """Whether an apply or rollback holds the lock now (the unit shows ``updating``); never blocks."""
+        try:
+            with open(self.dir / ".update.lock", "rb") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        except OSError:  # no lock file yet: no update has ever run
+            return False
+        return False
+
     def refuse_during_exam(self) -> None:
         exam = exam_flag.running(self.root)
         if exam is not None:

@@ -37,7 +37,7 @@ from tests.bridge.parts import (
 )
 
 BRIDGE_PUBLIC = BRIDGE_KEY.public_key()
-CONFIG_RULES: dict[str, object] = {"preset": "normal", "phone": {"min_s": 2.0}}
+CONFIG_RULES: dict[str, object] = {"preset": "relaxed", "phone": {"min_duration": 2.0}}
 
 
 @dataclass
@@ -86,7 +86,10 @@ def pair_request(code: str, device_id: str = "unit-1", key=DEVICE_KEY) -> bytes:
     return seal("pair_request", {"d": device_id, "code": code, "via": "qr"}, key, int(T0 * 1000))
 
 
-def waiting(bridge: Bridge, rules: str | None = '{"phone":{"min_s":1.0},"gaze_away":{"min_s":4}}') -> SessionView:
+SESSION_RULES = '{"phone":{"min_duration":1.0},"gaze_away":{"min_duration":4}}'
+
+
+def waiting(bridge: Bridge, rules: str | None = SESSION_RULES) -> SessionView:
     return bridge.sessions.create("math-101", "cand-7", PHOTO, rules)
 
 
@@ -102,7 +105,7 @@ def test_a_pair_request_pairs_and_sends_a_signed_reply_and_a_retained_start(brid
     assert start is not None and start_retained  # a unit that reconnects or restarts learns its session
     assert (start["session"], start["exam"], start["candidate"]) == (view.session_id, "math-101", "cand-7")
     assert base64.urlsafe_b64decode(str(start["photo"]) + "==") == PHOTO
-    assert start["rules"] == {"preset": "normal", "phone": {"min_s": 1.0}, "gaze_away": {"min_s": 4}}
+    assert start["rules"] == {"preset": "relaxed", "phone": {"min_duration": 1.0}, "gaze_away": {"min_duration": 4}}
     assert [t for t, *_ in bridge.published.messages] == [device_topic("unit-1", "cmd/pair"),
                                                            device_topic("unit-1", "cmd/session_start")]
     assert bridge.dead_letters() == []

@@ -95,3 +95,15 @@ def test_a_standalone_unit_is_in_its_exam_once_placed() -> None:
     tracker = StateTracker(connected=None)
     assert tracker.update({"type": "calibration", "usable": False}) is State.NEEDS_PLACEMENT
     assert tracker.update({"type": "calibration", "usable": True}) is State.IN_EXAM
+
+
+def test_updating_shows_while_an_update_runs_and_outranks_all_but_a_fault() -> None:
+    running = [True]
+    tracker = StateTracker(connected=lambda: True, updating=lambda: running[0])
+    tracker.update({"type": "calibration", "usable": True})
+    assert tracker.state() is State.UPDATING
+    tracker.update({"type": "status", "state": "camera_stalled"})
+    assert tracker.state() is State.FAULT
+    fresh = StateTracker(connected=lambda: True, updating=lambda: False)
+    fresh.update({"type": "calibration", "usable": True})
+    assert fresh.state() is State.READY

@@ -180,3 +180,13 @@ def test_a_second_apply_at_the_same_time_is_busy(root: Path, make_bundle: MakeBu
     with releases.locked():
         refused("busy", lambda: Releases(root).apply(bundle, public_key, health_of([])))
     assert releases.current() is None
+
+
+def test_an_update_holding_its_lock_shows_as_running_to_the_unit(tmp_path: Path) -> None:
+    releases = Releases(tmp_path)
+    assert not releases.running()  # no update has ever run
+    with releases.locked():
+        assert Releases(tmp_path).running()  # what the unit's indicators ask, from another open file
+        with pytest.raises(UpdateRefused, match="another update"), Releases(tmp_path).locked():
+            pass
+    assert not releases.running()
