@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from cloud_bridge import audit
 from cloud_bridge.broker import BrokerUser, hash_password, new_password
 from cloud_bridge.broker_admin import BrokerAccounts, BrokerError, device_users
-from cloud_bridge.refusal import Refused
+from cloud_bridge.refusal import Refused, refuse_unknown
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, EnrolCode, Unit
 from cloud_bridge.units import VERSION
@@ -119,9 +119,7 @@ class Enrolment:
 
     def enrol(self, body: dict[str, Any]) -> dict[str, Any]:
         """Enrol a unit with a code: its device id, broker credentials (the password only here) and address."""
-        unknown = set(body) - {"code", "device_id", "public_key", "software_version", "model_version"}
-        if unknown:
-            raise EnrolError("invalid", f"unknown fields: {', '.join(sorted(unknown))}")
+        refuse_unknown(body, {"code", "device_id", "public_key", "software_version", "model_version"}, EnrolError)
         code = normalize(body.get("code"))
         if code is None:
             raise EnrolError("bad_code", f"an enrolment code is {CODE_LENGTH} of {PAIR_CODE_ALPHABET} "

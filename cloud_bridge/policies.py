@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from cloud_bridge import audit
-from cloud_bridge.refusal import Refused
+from cloud_bridge.refusal import Refused, refuse_unknown
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import ExamPolicy, ExamSession, SessionRelease
 from edge_app.protocol.commands import NAME
@@ -60,9 +60,7 @@ class Policies:
         if not isinstance(body, dict) or not body:
             raise PolicyError("invalid", "the body is an object with retention_days, dismissed_grace_hours and/or "
                               "two_reviewers")
-        unknown = set(body) - {"retention_days", "dismissed_grace_hours", "two_reviewers"}
-        if unknown:
-            raise PolicyError("invalid", f"unknown fields: {', '.join(sorted(unknown))}")
+        refuse_unknown(body, {"retention_days", "dismissed_grace_hours", "two_reviewers"}, PolicyError)
         days, grace = _number(body, "retention_days"), _number(body, "dismissed_grace_hours")
         two = body.get("two_reviewers")
         if two is not None and not isinstance(two, bool):

@@ -31,6 +31,11 @@ class Viewer:
     decides: bool
     name: str
 
+    @property
+    def staff(self) -> bool:
+        """A staff account's login (they see every exam; a reviewer sees assigned ones, a token its own)."""
+        return self.actor.startswith("staff:") and self.exams is None
+
     def sees(self, exam_id: str) -> bool:
         return self.exams is None or exam_id in self.exams
 

@@ -8,7 +8,9 @@ the field's type needs (edge_app/env_overrides.py): ``INVIGIL_DEVICE_ID=1234``, 
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -153,3 +155,14 @@ def load(path: Path, environ: dict[str, str] | None = None) -> EdgeConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse(data, str(path), environ, path.resolve().parent)
+
+
+def load_for_service(path: Path) -> EdgeConfig | None:
+    """Start a long-running command (``run``, ``page``): logging to stderr, then the config; None when it is
+    unusable, after printing every problem (the command exits 2)."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return None

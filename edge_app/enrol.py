@@ -17,13 +17,11 @@ unreachable bridge or an unusable answer writes nothing but the device key, and 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import time
 import urllib.error
 import urllib.request
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +32,10 @@ from edge_app.atomic import write_bytes_atomic
 from edge_app.config import EdgeConfig
 from edge_app.protocol import DEVICE_ID
 from edge_app.protocol.keys import load_or_create_key, public_pem
-from edge_app.vision.models import read_manifest
-from edge_app.vision.runtime import ModelError
+from edge_app.versions import PACKAGE, installed_version, model_version
 
 ENV_FILE, PASSWORD_FILE, BRIDGE_KEY_FILE = "enrolment.env", "mqtt.password", "bridge.pub"
 PROVISION = "provision.json"  # written by `python -m edge_app seed` beside the code (edge_app/seed.py)
-PACKAGE = "invigil"
 TIMEOUT = 30.0
 HOST = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:.]{2,45}\]?)$")
 PLAIN = re.compile(r"^[A-Za-z0-9._:/@+,=-]*$")  # an env-file value needing no quotes
@@ -65,28 +61,12 @@ class EnrolError(RuntimeError):
 
 
 def software_version() -> str:
-    """The running release's version: its signed bundle's manifest (releases/<version>/manifest.json beside
-    the app folder), else the installed package's version."""
-    release = Path(__file__).resolve().parents[2] / "manifest.json"
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        return str(json.loads(release.read_text(encoding="utf-8"))["version"])
-    try:
-        return version(PACKAGE)
-    except PackageNotFoundError:
-        raise EnrolError("config", f"the software version is unknown: neither {release} nor the installed "
-                         f"{PACKAGE} package names it") from None
-
-
-def model_version(config: EdgeConfig) -> str:
-    """``<quant>-<12 hex>``: a digest of the SHA-256 of every model file the unit runs (from manifest.json),
-    so units with the same models report the same version; ``none`` when no models are installed."""
-    try:
-        manifest = read_manifest(config.models.dir)
-        files = sorted(f"{name}:{entry['files'][config.models.quant]['sha256']}"
-                       for name, entry in manifest["models"].items())
-    except (ModelError, KeyError, TypeError, AttributeError):
-        return "none"
-    return f"{config.models.quant}-{hashlib.sha256(chr(10).join(files).encode()).hexdigest()[:12]}"
+    """The running release's version (edge_app.versions); EnrolError when nothing names it."""
+    found = installed_version()
+    if found is None:
+        raise EnrolError("config", f"the software version is unknown: neither the release's manifest nor the "
+                         f"installed {PACKAGE} package names it")
+    return found
 
 
 def read_code(path: Path) -> str:

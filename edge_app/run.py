@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from edge_app.capture.base import SourceError
-from edge_app.config import ConfigError, EdgeConfig, load
+from edge_app.config import EdgeConfig, load_for_service
 from edge_app.indicators import StateTracker
 from edge_app.indicators.driver import Indicators
 from edge_app.indicators.patterns import Action
@@ -63,15 +63,11 @@ def page_publisher(config: EdgeConfig, models: VisionModels, device: Any = None)
     ``[page] enabled`` is false or the folder cannot be made (the session runs without its page)."""
     if not config.page.enabled:
         return None
-    from importlib.metadata import PackageNotFoundError, version
-
     from edge_app.page.publisher import PagePublisher
     from edge_app.page.state import PageState
+    from edge_app.versions import installed_version
 
-    try:
-        software = version("invigil")
-    except PackageNotFoundError:
-        software = "source tree"
+    software = installed_version() or "source tree"
     try:
         state = PageState(mirror=config.page.state_path(config.data_dir))
     except OSError as exc:
@@ -101,11 +97,8 @@ def run_session(path: Path, text: bool = False) -> int:
     from edge_app.vision.models import load_models
     from edge_app.vision.preprocess import read_rgb
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        config = load(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_for_service(path)
+    if config is None:
         return 2
     from edge_app.update.releases import Releases
 

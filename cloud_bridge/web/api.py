@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from cloud_bridge.gaps import MAX_PAGE, PAGE, device_exams, device_gaps, device_known
 from cloud_bridge.pc_events import issue_token
+from cloud_bridge.refusal import refuse_unknown
 from cloud_bridge.sessions import SessionError, SessionView
 from cloud_bridge.store.models import EventRow, Evidence
 from cloud_bridge.web import services
@@ -47,9 +48,7 @@ def create_session() -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return bad_request("invalid", "the body must be a JSON object")
-    unknown = set(body) - {"exam_id", "candidate_id", "photo", "rules"}
-    if unknown:
-        return bad_request("invalid", f"unknown fields: {', '.join(sorted(unknown))}")
+    refuse_unknown(body, {"exam_id", "candidate_id", "photo", "rules"})
     photo_text = body.get("photo")
     if not isinstance(photo_text, str):
         return bad_request("invalid", "photo (the enrolled photo, base64 JPEG) is required")

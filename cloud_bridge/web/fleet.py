@@ -18,6 +18,7 @@ from cloud_bridge import audit
 from cloud_bridge.broker_admin import BrokerAccounts
 from cloud_bridge.enrol import BrokerAddress, EnrolError, Enrolment
 from cloud_bridge.fleet import Fleet
+from cloud_bridge.refusal import refuse_unknown
 from cloud_bridge.staff import Staff, StaffError
 from cloud_bridge.web import services
 from cloud_bridge.web.api import bad_request
@@ -98,9 +99,7 @@ def staff_logout() -> Any:
 @require_staff
 def create_staff() -> Any:
     data = body()
-    unknown = set(data) - {"username", "password", "role"}
-    if unknown:
-        return bad_request("invalid", f"unknown fields: {', '.join(sorted(unknown))}")
+    refuse_unknown(data, {"username", "password", "role"})
     name = fleet().staff.create(data.get("username"), data.get("password"), actor(), data.get("role", "staff"))
     return jsonify(username=name), 201
 
@@ -109,9 +108,7 @@ def create_staff() -> Any:
 @require_staff
 def issue_code() -> Any:
     data = body()
-    unknown = set(data) - {"device_id", "ttl", "label"}
-    if unknown:
-        return bad_request("invalid", f"unknown fields: {', '.join(sorted(unknown))}")
+    refuse_unknown(data, {"device_id", "ttl", "label"})
     issued = fleet().enrolment.issue(actor(), data.get("device_id"), data.get("ttl"), data.get("label", ""))
     return jsonify(issued), 201
 

@@ -11,7 +11,6 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from cloud_bridge import audit
 from cloud_bridge.refusal import Refused
-from cloud_bridge.review_access import role_of
 from cloud_bridge.web import services
 from cloud_bridge.web.review import page
 from cloud_bridge.web.review_auth import viewer
@@ -23,7 +22,7 @@ AUDIT_SHOWN = 50
 def _staff() -> str:
     """The logged-in staff account's actor name; 403 for anyone else (a reviewer's login, a token)."""
     who = viewer()
-    if not who.actor.startswith("staff:") or role_of(services().store, who.name) != "staff":
+    if not who.staff:
         abort(403, "the fleet page is for staff accounts")
     return who.actor
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Flask
 
-from edge_app.config import ConfigError, load
+from edge_app.config import load_for_service
 from edge_app.page.state import PageState
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,8 @@ def serve(path: Path) -> int:
     from edge_app.page import create_app
     from edge_app.page.state import FileState
 
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        config = load(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = load_for_service(path)
+    if config is None:
         return 2
     state = FileState(config.page.state_path(config.data_dir))
     app = create_app(state, config)

@@ -16,20 +16,10 @@ from edge_app.config import parse
 from edge_app.connected import ConnectedDevice
 from edge_app.protocol import evidence_digest
 from edge_app.protocol.keys import public_pem
-from tests.edge.test_connected import DEVICE, BridgeSide
+from tests.edge.test_connected import DEVICE, BridgeSide, bridge, bridge_key
 from tests.mosquitto import Mosquitto, wait_for
 
-
-@pytest.fixture
-def bridge_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
-
-
-@pytest.fixture
-def bridge(broker: Mosquitto, bridge_key: Ed25519PrivateKey) -> Iterator[BridgeSide]:
-    side = BridgeSide(broker.port, bridge_key)
-    yield side
-    side.close()
+__all__ = ["bridge", "bridge_key"]  # the fixtures, shared with the connected unit's tests
 
 
 @pytest.fixture
