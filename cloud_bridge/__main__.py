@@ -19,6 +19,7 @@ Commands:
                                                a one-time enrolment code for a new unit, printed once
   staff add --config FILE USERNAME [--password-file FILE]
                                                a staff account (enrolment codes, fleet, revocation)
+  staff unlock --config FILE USERNAME          unlock an account locked after too many failed logins
   key --config FILE                            the bridge's public key (PEM) that units verify commands with
   dead-letters --config FILE [--replay REASON] rejected messages by reason; handle those of REASON again
   gaps --config FILE --device ID [--after N] [--limit N] [--json]

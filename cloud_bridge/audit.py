@@ -17,13 +17,14 @@ from cloud_bridge.store import Store
 from cloud_bridge.store.models import AuditEntry
 
 ACTIONS = ("create_staff", "issue_code", "revoke", "set_min_version", "enrol", "read_evidence", "decide", "assign",
-           "set_policy", "release", "purge", "export")
+           "set_policy", "release", "purge", "export", "login", "login_failed", "lockout", "unlock")
 MAX_PAGE = 500
 
 
 def record(session: Session, actor: str, action: str, target: str, detail: dict[str, Any] | None = None,
            at: float | None = None) -> None:
-    """Add an entry in ``session``'s transaction; ``actor`` is ``staff:<name>``, ``cli`` or ``unit:<id>``."""
+    """Add an entry in ``session``'s transaction; ``actor`` is ``staff:<name>``, ``cli``, ``unit:<id>``, or
+    ``anonymous`` (a login under a name no account has)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r} (one of {', '.join(ACTIONS)})")
     session.add(AuditEntry(at=time.time() if at is None else at, actor=actor[:80], action=action,

@@ -19,7 +19,7 @@ from cloud_bridge.retention import RetentionConfig
 from cloud_bridge.risk import RiskWeights
 from edge_app.env_overrides import OverrideError, apply_env
 from edge_app.protocol.commands import MAX_PHOTO_BYTES
-from edge_app.protocol.transport import BrokerConnection
+from edge_app.protocol.transport import BrokerConnection, ca_bundle
 from edge_app.rules.config import override_problems
 
 ENV_PREFIX = "INVIGIL_BRIDGE__"
@@ -138,16 +138,32 @@ class FleetConfig(BaseModel):
     code_ttl: float = Field(86_400.0, ge=60, le=30 * 86_400, description="seconds an enrolment code stays valid "
                             "unless its issuer says otherwise")
     staff_session_ttl: float = Field(43_200.0, ge=300, le=7 * 86_400, description="seconds a staff login lasts")
+    staff_lockout_after: int = Field(10, ge=3, le=1000, description="failed logins in a row that lock a staff or "
+                                     "reviewer account (a success or an unlock clears the count)")
+    staff_lockout_seconds: float = Field(900.0, ge=10, le=7 * 86_400, description="seconds a locked account "
+                                         "refuses every login, the right password too (staff may unlock it "
+                                         "sooner: POST /api/v1/staff/users/<name>/unlock, or staff unlock)")
     unit_broker_host: str | None = Field(None, min_length=1, description="broker host told to enrolled units "
                                          "(default: mqtt.host)")
     unit_broker_port: int | None = Field(None, ge=1, le=65535, description="its port (default: mqtt.port)")
     unit_broker_tls: bool | None = Field(None, description="whether units connect with TLS (default: mqtt.tls)")
+    unit_broker_ca_file: Path | None = Field(None, description="the CA certificate(s) (PEM, certificates only, at "
+                                             "most 64 KiB) that sign the broker's certificate as units see it, sent "
+                                             "to each unit at enrolment (broker.ca_pem): needed when that is a "
+                                             "private CA; None: units trust their system's CAs; needs units on TLS")
     accounts_file: Path | None = Field(None, description="the broker's dynamic-security.json (from broker-config) "
                                        "whose unit accounts the bridge rewrites on enrolment and revocation")
     broker_admin: BrokerConnection | None = Field(None, description="an admin account (broker-config --admin) "
                                                   "that adds and removes unit accounts on the running broker and "
                                                   "disconnects a revoked unit at once; without it a restart applies "
                                                   "them")
+
+    @field_validator("unit_broker_ca_file")
+    @classmethod
+    def _ca_bundle(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            read_ca_bundle(path)
+        return path
 
 
 class BridgeConfig(BaseModel):
@@ -183,6 +199,18 @@ class BridgeConfig(BaseModel):
                                   "start (the device's rules section: preset, per-kind thresholds), checked as the "
                                   "unit checks them")
 
+    @property
+    def units_use_tls(self) -> bool:
+        """Whether enrolled units are told to connect with TLS (fleet.unit_broker_tls, else mqtt.tls)."""
+        return self.mqtt.tls if self.fleet.unit_broker_tls is None else self.fleet.unit_broker_tls
+
+    @model_validator(mode="after")
+    def _unit_ca_needs_tls(self) -> BridgeConfig:
+        if self.fleet.unit_broker_ca_file is not None and not self.units_use_tls:
+            raise ValueError("fleet.unit_broker_ca_file set but units connect without TLS (fleet.unit_broker_tls, "
+                             "else mqtt.tls, is false): set it true or remove the CA file")
+        return self
+
     @field_validator("rules")
     @classmethod
     def _rules_a_unit_takes(cls, rules: dict[str, Any]) -> dict[str, Any]:
@@ -190,6 +218,32 @@ class BridgeConfig(BaseModel):
         if problems:
             raise ValueError("a unit would refuse these rules: " + "; ".join(problems))
         return rules
+
+
+def read_ca_bundle(path: Path) -> str:
+    """The certificates of a CA bundle file, in PEM (edge_app.protocol.transport.ca_bundle); ValueError naming
+    the file and why it is unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not PEM text") from None
+    try:
+        return ca_bundle(text)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+
+
+def unit_ca_pem(config: BridgeConfig) -> str | None:
+    """The CA bundle told to enrolled units, read now (at start-up); ConfigError when it has become unusable."""
+    path = config.fleet.unit_broker_ca_file
+    if path is None:
+        return None
+    try:
+        return read_ca_bundle(path)
+    except ValueError as exc:
+        raise ConfigError(f"fleet.unit_broker_ca_file: {exc}") from None
 
 
 def _resolve(data: dict[str, Any], base: Path) -> None:
@@ -202,7 +256,7 @@ def _resolve(data: dict[str, Any], base: Path) -> None:
             holder[key] = str(base / holder[key])
     fleet = data.get("fleet")
     if isinstance(fleet, dict):
-        holders = [(fleet, "accounts_file"), *((fleet.get("broker_admin"), k) for k in
+        holders = [(fleet, "accounts_file"), (fleet, "unit_broker_ca_file"), *((fleet.get("broker_admin"), k) for k in
                                                  ("ca_file", "cert_file", "key_file", "password_file"))]
         for holder, key in holders:
             if isinstance(holder, dict) and isinstance(holder.get(key), str) and not Path(holder[key]).is_absolute():

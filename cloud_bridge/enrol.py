@@ -4,7 +4,8 @@ Staff issue a code (``POST /api/v1/enrol-codes`` or ``python -m cloud_bridge enr
 of an alphabet without look-alikes, shown in groups of four, valid for ``ttl`` seconds and for one unit;
 only its SHA-256 is kept. A unit on first boot generates its Ed25519 key pair and sends the code, its device
 id (or lets the code's, or the bridge, choose one), its public key and its versions; it receives its own broker
-account with a fresh random password, returned this once (only its hash is kept), and where the broker is.
+account with a fresh random password, returned this once (only its hash is kept), and where the broker is
+(with TLS, and the CA to verify it by when the bridge is given one: ``fleet.unit_broker_ca_file``).
 The unit's rows, the code's use and the broker account are made together or not at all.
 """
 
@@ -32,6 +33,7 @@ from cloud_bridge.store.models import Device, EnrolCode, Unit
 from cloud_bridge.units import VERSION
 from edge_app.protocol import DEVICE_ID
 from edge_app.protocol.commands import NAME, PAIR_CODE_ALPHABET
+from edge_app.protocol.transport import ca_bundle
 
 CODE_LENGTH, GROUP = 12, 4  # about 59 bits
 MAX_TTL = 30 * 86_400.0
@@ -44,11 +46,26 @@ class EnrolError(Refused):
 
 @dataclass(frozen=True)
 class BrokerAddress:
-    """Where units connect (told to a unit at enrolment)."""
+    """Where units connect (told to a unit at enrolment); ``ca_pem``: the CA certificate(s) a unit verifies the
+    broker by (PEM, edge_app.protocol.transport.ca_bundle's), only with TLS; None: the unit's system CAs."""
 
     host: str
     port: int
     tls: bool
+    ca_pem: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ca_pem is not None:
+            if not self.tls:
+                raise ValueError("a CA for units needs TLS: units connect without it")
+            object.__setattr__(self, "ca_pem", ca_bundle(self.ca_pem))  # certificates only, never a key
+
+    def told(self) -> dict[str, Any]:
+        """The enrolment answer's ``broker``."""
+        told: dict[str, Any] = {"host": self.host, "port": self.port, "tls": self.tls}
+        if self.tls and self.ca_pem is not None:
+            told["ca_pem"] = self.ca_pem
+        return told
 
 
 def new_code() -> str:
@@ -162,7 +179,7 @@ class Enrolment:
                 self.accounts.remove(added, remaining)
             raise
         return {"device_id": device_id, "username": device_id, "password": password,
-                "broker": {"host": self.broker.host, "port": self.broker.port, "tls": self.broker.tls},
+                "broker": self.broker.told(),
                 "bridge_public_key": self.bridge_key_pem}
 
     @staticmethod

@@ -7,12 +7,13 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 
 from cloud_bridge import audit
 from cloud_bridge.broker_admin import BrokerAccounts, BrokerError, DynsecControl, device_users
+from cloud_bridge.config import BridgeConfig, unit_ca_pem
 from cloud_bridge.enrol import BrokerAddress, Enrolment
 from cloud_bridge.refusal import Refused
 from cloud_bridge.staff import Staff
@@ -20,9 +21,6 @@ from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, ExamSession, FleetSetting, Unit
 from cloud_bridge.units import MIN_VERSION, VERSION, effective_minimum, stored_minimum
 from edge_app.protocol.placement import placement_verdict
-
-if TYPE_CHECKING:
-    from cloud_bridge.config import BridgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +122,8 @@ def build(config: BridgeConfig, store: Store, bridge_key_pem: str | None) -> Fle
     control = DynsecControl(fleet.broker_admin) if fleet.broker_admin is not None else None
     accounts = BrokerAccounts(fleet.accounts_file, control)
     address = BrokerAddress(fleet.unit_broker_host or config.mqtt.host, fleet.unit_broker_port or config.mqtt.port,
-                            config.mqtt.tls if fleet.unit_broker_tls is None else fleet.unit_broker_tls)
+                            config.units_use_tls, unit_ca_pem(config))
     enrolment = Enrolment(store, accounts, address, bridge_key_pem, fleet.code_ttl)
-    return Fleet(store, accounts, enrolment, Staff(store, fleet.staff_session_ttl), fleet.min_software_version)
+    staff = Staff(store, fleet.staff_session_ttl, lockout_after=fleet.staff_lockout_after,
+                  lockout_seconds=fleet.staff_lockout_seconds)
+    return Fleet(store, accounts, enrolment, staff, fleet.min_software_version)

@@ -1,4 +1,5 @@
-"""The fleet's commands of ``python -m cloud_bridge``: enrolment codes and staff accounts (audited as ``cli``)."""
+"""The fleet's commands of ``python -m cloud_bridge``: enrolment codes, staff accounts and their unlocking
+(audited as ``cli``)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ def add_commands(commands: argparse._SubParsersAction, command: Command) -> None
                      "exams staff assign to it (default: staff)")
     add.add_argument("--password-file", type=Path, metavar="FILE", help="read the password from FILE (default: "
                      "asked on the terminal)")
+    unlock = command("unlock", "unlock an account locked after too many failed logins (clears its count)", group)
+    unlock.add_argument("username")
 
 
 def run(args: argparse.Namespace) -> int | None:
@@ -44,6 +47,11 @@ def run(args: argparse.Namespace) -> int | None:
             until = datetime.fromtimestamp(issued["expires_at"], UTC).strftime("%Y-%m-%d %H:%M UTC")
             print(f"{issued['code']}  (one unit, until {until}"
                   + (f", device {issued['device_id']}" if issued["device_id"] else "") + ")")
+            return 0
+        if args.action == "unlock":
+            done = fleet.staff.unlock(args.username, "cli")
+            print(f"staff user {args.username} " + ("unlocked" if done["was_locked"] else "was not locked")
+                  + f" ({done['failures']} failed logins cleared)")
             return 0
         if args.password_file is not None:
             password = args.password_file.read_text(encoding="utf-8").rstrip("\r\n")

@@ -2,19 +2,27 @@
 
 A password is kept as an scrypt hash (``scrypt$<log2 n>$<r>$<p>$<salt>$<hash>``, base64); logging in gives a
 random bearer token of which only the SHA-256 is kept, valid for ``session_ttl`` seconds. Every staff
-account is created by another one (audited) or from the command line (``python -m cloud_bridge staff add``)."""
+account is created by another one (audited) or from the command line (``python -m cloud_bridge staff add``).
+
+After ``lockout_after`` failed logins in a row an account is locked for ``lockout_seconds``: every login is
+refused (``locked``, even with the right password) until then, or until staff unlock it. The count and the lock
+live in the account's row, changed by single UPDATEs, so restarts and several bridge workers share them. Every
+login, failed login, lockout and unlock is audited; a name no account has is answered as a wrong password
+(after the same hash), locks nothing and creates nothing but its audit entry (actor ``anonymous``)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import math
 import re
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, case, delete, select, update
 
 from cloud_bridge import audit
 from cloud_bridge.store import Store
@@ -27,14 +35,24 @@ SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P = 15, 8, 1  # 32 MiB and about 0.1 s a hash
 SALT_BYTES = 16
 ROLES = ("staff", "reviewer")  # reviewer: review only, of assigned exams (cloud_bridge/review_access.py)
 DUMMY_HASH = "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA"  # an unknown user costs a hash too
+LOCKOUT_AFTER, LOCKOUT_SECONDS = 10, 900.0  # failed logins in a row that lock an account, and for how long
+ANONYMOUS = "anonymous"  # the audit actor of a login under a name no account has
+NOT_A_NAME = "(not a user name)"  # its audit target when what was typed cannot be a name (a password, perhaps)
 
 
 class StaffError(ValueError):
     """A staff request that cannot be done; ``reason`` is a short code."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, retry_after: int | None = None) -> None:
         super().__init__(detail)
-        self.reason = reason
+        self.reason, self.retry_after = reason, retry_after  # retry_after: whole seconds until a lock ends
+
+
+def wait_words(seconds: float) -> str:
+    """A wait as people read it, rounded up: ``40 seconds``, ``1 minute``, ``15 minutes``."""
+    whole = max(1, math.ceil(seconds))
+    count, unit = (whole, "second") if whole < 60 else (math.ceil(whole / 60), "minute")
+    return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
 def hash_password(password: str, log_n: int = SCRYPT_LOG_N, salt: bytes | None = None) -> str:
@@ -65,10 +83,19 @@ def password_problem(password: object) -> str | None:
     return None
 
 
+def _unlocked(now: float) -> ColumnElement[bool]:
+    """SQL: the account is not locked at ``now`` (never was, or its lock has ended)."""
+    return StaffUser.locked_until.is_(None) | (StaffUser.locked_until <= now)
+
+
 class Staff:
     def __init__(self, store: Store, session_ttl: float = 12 * 3600.0, log_n: int = SCRYPT_LOG_N,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lockout_after: int = LOCKOUT_AFTER,
+                 lockout_seconds: float = LOCKOUT_SECONDS) -> None:
+        if lockout_after < 1 or lockout_seconds <= 0:
+            raise ValueError("lockout_after must be at least 1 and lockout_seconds positive")
         self.store, self.session_ttl, self.log_n, self.clock = store, session_ttl, log_n, clock
+        self.lockout_after, self.lockout_seconds = lockout_after, lockout_seconds
 
     def create(self, username: object, password: object, actor: str, role: object = "staff") -> str:
         """Add an account (audited as ``actor``) of ``role``: ``staff`` or ``reviewer`` (review only, of the exams
@@ -95,21 +122,93 @@ class Staff:
         with self.store.session() as session:
             return session.scalar(select(StaffUser.id).limit(1)) is not None
 
-    def login(self, username: object, password: object) -> tuple[str, float]:
-        """A new bearer token and its expiry; StaffError ``invalid_credentials`` for a wrong name or password."""
+    def login(self, username: object, password: object, source: str = "") -> tuple[str, float]:
+        """A new bearer token and its expiry. StaffError ``invalid_credentials`` for a wrong name or password,
+        ``locked`` (with ``retry_after``) while the account is locked. ``source`` (the caller's address) goes
+        into the audit entry."""
         name = username if isinstance(username, str) else ""
+        where = {"from": source[:64]} if source else {}
         with self.store.session() as session:
             user = session.scalar(select(StaffUser).where(StaffUser.username == name))
+        if user is not None and user.locked_until is not None and user.locked_until > self.clock():
+            raise self._refused_while_locked(name, where)  # no hash: nothing is tried while it is locked
         ok = verify_password(password if isinstance(password, str) else "",
                              user.password_hash if user is not None else DUMMY_HASH)
-        if user is None or user.disabled or not ok:
+        if user is None or user.disabled:
+            target = name if user is not None or USERNAME.fullmatch(name) else NOT_A_NAME
+            with self.store.session() as session, session.begin():
+                audit.record(session, ANONYMOUS if user is None else f"staff:{name}", "login_failed", target,
+                             {"reason": "unknown_user" if user is None else "disabled", **where}, at=self.clock())
             raise StaffError("invalid_credentials", "wrong user name or password")
+        if not ok:
+            raise self._failed(user.id, name, where)
         token, now = secrets.token_urlsafe(32), self.clock()
-        with self.store.session() as session, session.begin():
-            session.execute(delete(StaffSession).where(StaffSession.expires_at < now))  # forget stale logins
-            session.add(StaffSession(token_hash=token_hash(token), username=name, created_at=now,
-                                     expires_at=now + self.session_ttl))
+        with self.store.write_transaction() as session:
+            cleared = session.execute(update(StaffUser).where(StaffUser.id == user.id, _unlocked(now))
+                                      .values(failed_logins=0, locked_until=None).returning(StaffUser.id)
+                                      .execution_options(synchronize_session=False)).first()
+            if cleared is not None:  # else another worker locked it while the password was checked
+                session.execute(delete(StaffSession).where(StaffSession.expires_at < now))  # forget stale logins
+                session.add(StaffSession(token_hash=token_hash(token), username=name, created_at=now,
+                                         expires_at=now + self.session_ttl))
+                audit.record(session, f"staff:{name}", "login", name, where or None, at=now)
+        if cleared is None:
+            raise self._refused_while_locked(name, where)
         return token, now + self.session_ttl
+
+    def _failed(self, user_id: int, name: str, where: dict[str, Any]) -> StaffError:
+        """Count a wrong password in one UPDATE (a lock that has ended starts the count again) and lock the
+        account at ``lockout_after``; audited. The error to raise."""
+        now = self.clock()
+        counted = case((StaffUser.locked_until.is_not(None), 0), else_=StaffUser.failed_logins) + 1
+        with self.store.write_transaction() as session:
+            row = session.execute(
+                update(StaffUser).where(StaffUser.id == user_id, _unlocked(now))
+                .values(failed_logins=counted,
+                        locked_until=case((counted >= self.lockout_after, now + self.lockout_seconds), else_=None))
+                .returning(StaffUser.failed_logins, StaffUser.locked_until)
+                .execution_options(synchronize_session=False)).first()
+            if row is not None:
+                actor = f"staff:{name}"
+                audit.record(session, actor, "login_failed", name, {"reason": "wrong_password",
+                                                                    "failures": row.failed_logins, **where}, at=now)
+                if row.locked_until is not None:
+                    audit.record(session, actor, "lockout", name, {"failures": row.failed_logins,
+                                                                   "until": row.locked_until}, at=now)
+        if row is None:  # locked by another worker since it was read
+            return self._refused_while_locked(name, where)
+        if row.locked_until is not None:
+            return self._locked(row.locked_until - now)
+        return StaffError("invalid_credentials", "wrong user name or password")
+
+    def _refused_while_locked(self, name: str, where: dict[str, Any]) -> StaffError:
+        """Audit a login refused because the account is locked; the ``locked`` error."""
+        now = self.clock()
+        with self.store.session() as session, session.begin():
+            until = session.scalar(select(StaffUser.locked_until).where(StaffUser.username == name)) or now
+            audit.record(session, f"staff:{name}", "login_failed", name, {"reason": "locked", "until": until,
+                                                                          **where}, at=now)
+        return self._locked(until - now)
+
+    def _locked(self, left: float) -> StaffError:
+        seconds = max(1, math.ceil(left))
+        wait = wait_words(seconds) + (f" ({seconds} s)" if seconds >= 60 else "")
+        return StaffError("locked", f"the account is locked after {self.lockout_after} failed logins in a row: "
+                          f"try again in {wait}, or ask staff to unlock it", retry_after=seconds)
+
+    def unlock(self, username: object, actor: str) -> dict[str, Any]:
+        """Clear an account's failed logins and lock (audited as ``actor``): whether it was locked and the failed
+        logins it had. StaffError ``not_found`` for a name no account has."""
+        name = username if isinstance(username, str) else ""
+        now = self.clock()
+        with self.store.write_transaction() as session:
+            user = session.scalar(select(StaffUser).where(StaffUser.username == name).with_for_update())
+            if user is None:
+                raise StaffError("not_found", f"no staff user {name[:64]}")
+            was_locked, failures = user.locked_until is not None and user.locked_until > now, user.failed_logins
+            user.failed_logins, user.locked_until = 0, None
+            audit.record(session, actor, "unlock", name, {"was_locked": was_locked, "failures": failures}, at=now)
+        return {"username": name, "was_locked": was_locked, "failures": failures}
 
     def role(self, username: str) -> str | None:
         """The role of an enabled account, or None."""

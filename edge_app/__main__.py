@@ -190,7 +190,9 @@ def _enrol(args: argparse.Namespace) -> int:
         return 1
     broker = done["broker"]
     print(f"enrolled as {done['device_id']} (software {done['software_version']}, models {done['model_version']}); "
-          f"broker {broker['host']}:{broker['port']}{' TLS' if broker['tls'] else ''}; settings in {done['env_file']}")
+          f"broker {broker['host']}:{broker['port']}{' TLS' if broker['tls'] else ''}"
+          f"{' (verified by the CA the bridge sent, kept in ' + done['ca_file'] + ')' if done.get('ca_file') else ''}"
+          f"; settings in {done['env_file']}")
     return 0
 
 

@@ -81,7 +81,7 @@ class ConnectedDevice:
         self.writer = EventWriter(config.device_id, self.key, self.outbox, (1, 1))
         self.receipts = Receipts(self.outbox, key, config.device_id, link.broker.receipt_timeout)
         self.mqtt = MqttLink(link.broker, config.device_id, self.outbox, on_command=self._command,
-                             receipts=self.receipts)
+                             receipts=self.receipts, on_refused=self._credentials)
         self.stale = StaleCommands(data / "ended_sessions.json")  # a lost session_stop resurrects nothing
         self.uploader = EvidenceUploader(link.under(data, link.uploads), link.evidence_url, config.device_id) \
             if link.evidence_url else None
@@ -90,7 +90,8 @@ class ConnectedDevice:
         self.session: dict[str, Any] | None = None
         self.runner: Any = None  # the SessionRunner, set by attach()
         self._base_template: Any = None  # the runner's template before any session (config identity.enrolled)
-        # Local output (printing): called on the loop's thread, and on the link's for refused commands.
+        # Local output (printing): called on the loop's thread, and on the link's for refused commands and
+        # refused credentials.
         self.emit_local: Callable[[dict[str, Any]], None] = lambda _m: None
         self._sent_code: tuple[str, float] | None = None
         self._next_typed = self._next_stats = 0.0
@@ -197,6 +198,14 @@ class ConnectedDevice:
             self.commands.put_nowait((name, fields))
         except queue.Full:
             log.warning("command %s dropped: the loop is not taking commands", name)
+
+    def _credentials(self, reason: str | None) -> None:
+        """The broker refuses this unit's credentials (revoked, or a wrong password), or took them again (None):
+        the page and the LED say so, since waiting will not fix it."""
+        if reason is None:
+            self.emit_local({"type": "status", "state": "credentials_accepted"})
+        else:
+            self.emit_local({"type": "status", "state": "credentials_refused", "reason": reason})
 
     def _purge(self, digests: list[str]) -> None:
         """The bridge deleted these snapshots (its retention): delete the unit's copies and their clips."""

@@ -6,11 +6,13 @@ each file written atomically into ``data_dir``:
 
   mqtt.password     the unit's broker password (mode 0600; the bridge shows it only this once)
   bridge.pub        the bridge's public key (PEM): commands not signed by it are refused
+  broker-ca.pem     the CA certificate(s) the broker's TLS certificate is verified by, when the bridge sends
+                    them (a private CA); without them the link trusts the system's CAs and a stale file goes
   enrolment.env     the ``INVIGIL_*`` overrides that make the config's ``[link]`` this enrolment's: device id,
-                    broker host, port, TLS, user name and password file, bridge key, evidence URL (mode 0600;
-                    systemd reads it with ``EnvironmentFile=``)
+                    broker host, port, TLS (and CA file), user name and password file, bridge key, evidence
+                    URL (mode 0600; systemd reads it with ``EnvironmentFile=``)
 
-The code file is removed only once all three are written. A refusal (its reason from the bridge), an
+The code file is removed only once all of them are written. A refusal (its reason from the bridge), an
 unreachable bridge or an unusable answer writes nothing but the device key, and the code stays for a retry.
 """
 
@@ -32,9 +34,11 @@ from edge_app.atomic import write_bytes_atomic
 from edge_app.config import EdgeConfig
 from edge_app.protocol import DEVICE_ID
 from edge_app.protocol.keys import load_or_create_key, public_pem
+from edge_app.protocol.transport import ca_bundle
 from edge_app.versions import PACKAGE, installed_version, model_version
 
 ENV_FILE, PASSWORD_FILE, BRIDGE_KEY_FILE = "enrolment.env", "mqtt.password", "bridge.pub"
+CA_FILE = "broker-ca.pem"  # the broker's CA, when the bridge names one (public: 0644)
 PROVISION = "provision.json"  # written by `python -m edge_app seed` beside the code (edge_app/seed.py)
 TIMEOUT = 30.0
 HOST = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[?[0-9A-Fa-f:.]{2,45}\]?)$")
@@ -135,6 +139,14 @@ def _checked(answer: dict[str, Any]) -> dict[str, Any]:
             or isinstance(broker.get("port"), bool) or not isinstance(broker.get("port"), int) \
             or not 1 <= broker["port"] <= 65535 or not isinstance(broker.get("tls"), bool):
         problems.append("broker")
+    elif "ca_pem" in broker:
+        if not broker["tls"]:
+            problems.append("broker.ca_pem (sent without tls)")
+        else:
+            try:
+                broker["ca_pem"] = ca_bundle(broker["ca_pem"])
+            except ValueError as exc:
+                problems.append(f"broker.ca_pem: {exc}")
     try:
         key = load_pem_public_key(str(answer.get("bridge_public_key")).encode())
         if not isinstance(key, Ed25519PublicKey):
@@ -159,6 +171,7 @@ def env_lines(answer: dict[str, Any], data_dir: Path, bridge_url: str) -> dict[s
             "INVIGIL_LINK__BROKER__HOST": broker["host"].strip("[]"),
             "INVIGIL_LINK__BROKER__PORT": str(broker["port"]),
             "INVIGIL_LINK__BROKER__TLS": "true" if broker["tls"] else "false",
+            **({"INVIGIL_LINK__BROKER__CA_FILE": str(data_dir / CA_FILE)} if broker.get("ca_pem") else {}),
             "INVIGIL_LINK__BROKER__USERNAME": answer["username"],
             "INVIGIL_LINK__BROKER__PASSWORD_FILE": str(data_dir / PASSWORD_FILE),
             "INVIGIL_LINK__BRIDGE_KEY": str(data_dir / BRIDGE_KEY_FILE),
@@ -179,19 +192,21 @@ def read_env(path: Path) -> dict[str, str]:
 
 
 def write_enrolment(data_dir: Path, answer: dict[str, Any], bridge_url: str) -> Path:
-    """Write the password, the bridge key and then the env file (the last: its presence means enrolled); on a
-    failure the files written here are removed again. The env file's path."""
+    """Write the password, the bridge key, the broker's CA (if sent) and then the env file (the last: its presence
+    means enrolled); on a failure the files written here are removed again. An answer without a CA removes one
+    an earlier enrolment left (the new env file no longer names it). The env file's path."""
     data_dir = data_dir.resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     variables = env_lines(answer, data_dir, bridge_url)
     text = (f"# Written by `python -m edge_app enrol` on {stamp}: this unit's enrolment with {bridge_url}.\n"
             "# The unit's service reads it (EnvironmentFile=); enrol again to replace it.\n"
             + "".join(f"{name}={_env_value(value)}\n" for name, value in variables.items()))
+    ca_pem = answer["broker"].get("ca_pem")
+    files = [(PASSWORD_FILE, answer["password"] + "\n", 0o600), (BRIDGE_KEY_FILE, answer["bridge_public_key"], 0o644),
+             *([(CA_FILE, ca_pem, 0o644)] if ca_pem else []), (ENV_FILE, text, 0o600)]
     written: list[Path] = []
     try:
-        for name, data, mode in ((PASSWORD_FILE, answer["password"] + "\n", 0o600),
-                                 (BRIDGE_KEY_FILE, answer["bridge_public_key"], 0o644),
-                                 (ENV_FILE, text, 0o600)):
+        for name, data, mode in files:
             write_bytes_atomic(data_dir / name, data.encode(), mode=mode)
             written.append(data_dir / name)
     except OSError:
@@ -199,6 +214,9 @@ def write_enrolment(data_dir: Path, answer: dict[str, Any], bridge_url: str) -> 
             with contextlib.suppress(OSError):
                 path.unlink()
         raise
+    if not ca_pem:
+        with contextlib.suppress(OSError):  # unused from now on: a leftover would only mislead
+            (data_dir / CA_FILE).unlink(missing_ok=True)
     return data_dir / ENV_FILE
 
 
@@ -224,5 +242,6 @@ def enrol(config: EdgeConfig, code_file: Path, bridge_url: str | None = None, de
         raise EnrolError("write_failed", f"enrolled as {answer['device_id']} but its credentials could not be "
                          f"kept in {config.data_dir}: {exc}; ask staff to revoke it and issue a new code") from None
     code_file.unlink(missing_ok=True)
-    return {"device_id": answer["device_id"], "broker": answer["broker"], "env_file": str(env_file),
+    ca_file = str(env_file.parent / CA_FILE) if answer["broker"].get("ca_pem") else None
+    return {"device_id": answer["device_id"], "broker": answer["broker"], "env_file": str(env_file), "ca_file": ca_file,
             "software_version": body["software_version"], "model_version": body["model_version"]}

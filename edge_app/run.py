@@ -143,7 +143,13 @@ def run_session(path: Path, text: bool = False) -> int:
     send: Callable[[dict[str, Any]], None] = device.emit if device else emit
     frame_hook: Callable[[Any], None] | None = device.on_frame if device else None
     if page is not None:
-        send, frame_hook = _both(send, page.emit), _both(frame_hook, page.on_frame)
+        # The page takes the loop's messages and the connected unit's own (pairing, commands, refused
+        # credentials): with a link, both pass through its emit_local.
+        if device is not None:
+            device.emit_local = _both(emit, page.emit)
+        else:
+            send = _both(send, page.emit)
+        frame_hook = _both(frame_hook, page.on_frame)
         recheck = page.recheck
         indicators.on_action = lambda action, _state: recheck() if action is Action.PLACEMENT_CHECK else None
     stop = threading.Event()

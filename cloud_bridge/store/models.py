@@ -248,6 +248,10 @@ class StaffUser(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     # staff (fleet, enrolment, retention, assignments) or reviewer (review only, of assigned exams)
     role: Mapped[str] = mapped_column(String(12), default="staff", server_default="staff")
+    # failed logins in a row (a success or an unlock clears them); at fleet.staff_lockout_after the account is
+    # locked until locked_until (cloud_bridge/staff.py)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class StaffSession(Base):

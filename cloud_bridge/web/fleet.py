@@ -1,5 +1,6 @@
-"""The staff API: login, staff accounts, enrolment codes, the fleet, revocation, the minimum software version and
-the audit log; and the units' enrolment with a code (no token: the code is the credential).
+"""The staff API: login (locked after too many failures), staff accounts and their unlocking, enrolment codes,
+the fleet, revocation, the minimum software version and the audit log; and the units' enrolment with a code
+(no token: the code is the credential).
 
 Staff routes take a staff login's bearer token (``POST /api/v1/staff/login``); an API token (client, proctor)
 gets 403 there. The fleet services live in ``app.extensions[FLEET]`` (cloud_bridge.fleet.build for the running
@@ -77,14 +78,18 @@ def body() -> dict[str, Any]:
 
 @fleet_api.errorhandler(StaffError)
 def staff_refused(exc: StaffError) -> Any:
-    status = {"invalid_credentials": 401, "exists": 409}.get(exc.reason, 400)
-    return bad_request(exc.reason, str(exc), status)
+    status = {"invalid_credentials": 401, "exists": 409, "locked": 429, "not_found": 404}.get(exc.reason, 400)
+    response, status = bad_request(exc.reason, str(exc), status)
+    if exc.retry_after is not None:
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response, status
 
 
 @fleet_api.post("/staff/login")
 def staff_login() -> Any:
+    """A staff login; 429 ``locked`` (Retry-After: the seconds left) while the account is locked."""
     data = body()
-    token, expires_at = fleet().staff.login(data.get("username"), data.get("password"))
+    token, expires_at = fleet().staff.login(data.get("username"), data.get("password"), request.remote_addr or "")
     return jsonify(token=token, expires_at=expires_at)
 
 
@@ -102,6 +107,13 @@ def create_staff() -> Any:
     refuse_unknown(data, {"username", "password", "role"})
     name = fleet().staff.create(data.get("username"), data.get("password"), actor(), data.get("role", "staff"))
     return jsonify(username=name), 201
+
+
+@fleet_api.post("/staff/users/<username>/unlock")
+@require_staff
+def unlock_staff(username: str) -> Any:
+    """Clear the account's failed logins and lock (audited); 404 for a name no account has."""
+    return jsonify(fleet().staff.unlock(username, actor()))
 
 
 @fleet_api.post("/enrol-codes")

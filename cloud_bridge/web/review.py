@@ -16,7 +16,7 @@ from sqlalchemy import select
 from cloud_bridge import audit
 from cloud_bridge.review import evidence_session, rank_exam, session_review
 from cloud_bridge.review_access import visible_exams
-from cloud_bridge.staff import StaffError
+from cloud_bridge.staff import StaffError, wait_words
 from cloud_bridge.store.models import Evidence
 from cloud_bridge.web import guards, services
 from cloud_bridge.web.plot import clock, timeline_svg
@@ -60,9 +60,16 @@ def login_post() -> Any:
 
     target = _next(request.form.get("next"))
     try:
-        token, expires_at = fleet().staff.login(request.form.get("username"), request.form.get("password"))
-    except StaffError:
-        return render_template("review_login.html", next=target, error="Wrong user name or password.")
+        token, expires_at = fleet().staff.login(request.form.get("username"), request.form.get("password"),
+                                                request.remote_addr or "")
+    except StaffError as exc:
+        if exc.reason != "locked":
+            return render_template("review_login.html", next=target, error="Wrong user name or password.")
+        wait = wait_words(exc.retry_after or 1)
+        error = (f"This account is locked after too many failed logins. Try again in {wait}, or ask a staff "
+                 "member to unlock it.")
+        return render_template("review_login.html", next=target, error=error), 429, {
+            "Retry-After": str(exc.retry_after or 1)}
     response = make_response(redirect(target))
     response.set_cookie(COOKIE, token, path="/", httponly=True, samesite="Strict", expires=int(expires_at),
                         secure=request.is_secure or guards().http.secure_cookie)

@@ -10,7 +10,8 @@ in_exam            dim green     steady              silent                 an e
 alert              red           steady              silent                 an alert is open (the proctor has it)
 offline            magenta       0.2 / 1.8           silent                 placed, but the bridge is out of reach
 updating           cyan          0.25 / 0.25         silent                 an update is being installed
-fault              red           0.1 / 0.1           3 long beeps           the camera or the unit failed: call staff
+fault              red           0.1 / 0.1           3 long beeps           the camera or the unit failed, or the
+                                                                            bridge refused its credentials: call staff
 =================  ============  ==================  =====================  ===========================================
 
 Beeps sound once, when the state is entered (and again on a short press); the buzzer never sounds in an exam.
@@ -114,7 +115,8 @@ class StateTracker:
     ``connected`` is None for a standalone unit (no ``[link]``), whose run is the exam once the placement is
     usable; otherwise it tells whether the bridge is reachable now. Priority, highest first: fault, updating,
     booting, alert, in_exam, needs_placement, offline, ready. Offline is not shown during an exam (events
-    wait in the outbox and the candidate is not disturbed).
+    wait in the outbox and the candidate is not disturbed). A unit whose credentials the broker refuses
+    (``credentials_refused``, until ``credentials_accepted``) is at fault, not offline: waiting will not fix it.
     """
 
     def __init__(self, connected: Callable[[], bool] | None = None,
@@ -127,6 +129,7 @@ class StateTracker:
         self.session: str | None = None
         self.open_alerts: set[str] = set()
         self.camera_fault = False
+        self.credentials_refused = False
         self.updating = False
 
     def update(self, message: dict[str, Any]) -> State:
@@ -144,6 +147,8 @@ class StateTracker:
             self.session = None
         elif state in ("camera_stalled", "camera_recovered"):
             self.camera_fault = state == "camera_stalled"
+        elif state in ("credentials_refused", "credentials_accepted"):
+            self.credentials_refused = state == "credentials_refused"
         return self.state()
 
     def _update_running(self) -> bool:
@@ -155,7 +160,7 @@ class StateTracker:
         return self._asked[1]
 
     def state(self) -> State:
-        if self.camera_fault:
+        if self.camera_fault or self.credentials_refused:
             return State.FAULT
         if self.updating or self._update_running():
             return State.UPDATING

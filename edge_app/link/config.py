@@ -20,6 +20,9 @@ class MqttLinkConfig(BrokerConnection):
     backoff_min: float = Field(0.5, gt=0, le=60, description="first reconnect delay in seconds")
     backoff_max: float = Field(30.0, gt=0, le=3600, description="longest reconnect delay in seconds (doubling "
                                "from backoff_min)")
+    refused_backoff_max: float = Field(300.0, gt=0, le=3600, description="longest reconnect delay in seconds "
+                                       "while the broker refuses this unit's credentials (revoked, or a wrong "
+                                       "password): doubling from backoff_max, never below it")
     session_expiry: int = Field(86_400, ge=0, le=30 * 86_400, description="seconds the broker keeps this unit's "
                                 "session while it is away, queueing the bridge's commands for it")
     will_delay: int = Field(10, ge=0, le=3600, description="seconds the broker waits before publishing the "

@@ -10,7 +10,10 @@ stop moving on for ``receipt_timeout``. Without receipts (a link with no bridge 
 PUBACK. A lost connection loses nothing: the rows are still in the outbox and go out again after the reconnect (the
 bridge drops duplicates by event id). Each connection uses a fresh paho client, so no stale in-flight message is
 resent from a previous connection. Reconnects back off exponentially with jitter between ``backoff_min`` and
-``backoff_max``; every wait is bounded.
+``backoff_max``; every wait is bounded. A broker that refuses this unit's credentials (edge_app.link.connack: a
+revoked unit, a wrong password) refuses every retry: those waits double from ``backoff_max`` up to
+``refused_backoff_max``, the refusal is logged once per change, and ``on_refused`` hears the broker's reason
+(and None once a later connection is accepted).
 
 Besides events, the link carries the unit's other traffic on the same connection: ``send()`` publishes a
 heartbeat or pairing request when connected (not durable), and signed commands from the bridge on
@@ -33,6 +36,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_app.link.config import MqttLinkConfig
+from edge_app.link.connack import Refusal, RefusalState
 from edge_app.link.connect import connect, disconnect, link_client
 from edge_app.link.receipts import Receipts
 from edge_app.protocol import device_topic
@@ -68,17 +72,21 @@ class MqttLink:
 
     def __init__(self, config: MqttLinkConfig, device_id: str, outbox: PendingEvents,
                  clock: Callable[[], float] = time.monotonic,
-                 on_command: Callable[[str, bytes], None] | None = None, receipts: Receipts | None = None) -> None:
+                 on_command: Callable[[str, bytes], None] | None = None, receipts: Receipts | None = None,
+                 on_refused: Callable[[str | None], None] | None = None) -> None:
         self.config, self.device_id, self._outbox, self._clock = config, device_id, outbox, clock
         self.on_command = on_command  # (name, payload) for each message on cmd/<name>, on the link's thread
         self.receipts = receipts  # cmd/receipt goes here (on the link's thread), never to on_command
+        # on_refused: the broker's reason when it refuses the credentials, None once accepted again (link's thread)
+        self.refusals = RefusalState(device_id, max(config.backoff_max, config.refused_backoff_max), on_refused)
         self.command_topic = device_topic(device_id, "cmd/+")
         self._extra: deque[tuple[str, bytes, int]] = deque(maxlen=EXTRA_MAX)  # stats and pair requests
         self.status_topic = device_topic(device_id, "status")  # also checks the device id
         self._stop, self._wake = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
         self._stop_deadline = 0.0
-        self._connected = self._refused = self._dirty = self._subscribed = False
+        self._connected = self._dirty = self._subscribed = False
+        self._refused: Refusal | None = None  # this connection attempt's refusal
         self._sent = self._acked = 0
         self._inflight: dict[int, str] = {}  # paho message id -> event id, awaiting PUBACK
         self._cursor = 0  # the highest sequence number handed to the broker on this connection (or this round)
@@ -88,6 +96,11 @@ class MqttLink:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def refused(self) -> str | None:
+        """The broker's reason while it refuses this unit's credentials (until a connection is accepted)."""
+        return self.refusals.credentials
 
     @property
     def subscribed(self) -> bool:
@@ -134,18 +147,23 @@ class MqttLink:
     # -- worker thread -----------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        attempt = 0
+        cfg = self.config
+        attempt = refused = 0
         while not self._stop.is_set():
             try:
                 if self._session():
-                    attempt = 0
+                    attempt = refused = 0
             except Exception:
                 log.exception("MQTT link %s: unexpected error; reconnecting", self.device_id)
             self._connected = self._subscribed = False
             self._inflight.clear()
-            longest = backoff_delay(attempt, self.config.backoff_min, self.config.backoff_max)
-            attempt += 1
-            self._stop.wait(random.uniform(max(self.config.backoff_min, longest / 2), longest))
+            if self._refused is Refusal.CREDENTIALS:  # every retry is refused until staff act: wait longer
+                longest = backoff_delay(refused, cfg.backoff_max, max(cfg.backoff_max, cfg.refused_backoff_max))
+                refused += 1
+            else:
+                longest = backoff_delay(attempt, cfg.backoff_min, cfg.backoff_max)
+                attempt += 1
+            self._stop.wait(random.uniform(max(cfg.backoff_min, longest / 2), longest))
 
     def _new_client(self) -> mqtt.Client:
         client = link_client(self.config, self.device_id, self.status_topic)
@@ -157,7 +175,7 @@ class MqttLink:
     def _session(self) -> bool:
         """One connection from connect to loss or stop; True when the broker accepted it."""
         cfg = self.config
-        self._refused = False
+        self._refused = None
         try:
             client = self._new_client()
             connect(client, cfg)  # resuming the persistent session: commands sent while away wait at the broker
@@ -166,7 +184,7 @@ class MqttLink:
             return False
         deadline = self._clock() + CONNACK_SECONDS
         while not self._connected:
-            if self._stop.is_set() or self._refused:
+            if self._stop.is_set() or self._refused is not None:
                 return False
             if self._clock() > deadline:
                 log.warning("MQTT link %s: no CONNACK from %s:%d", self.device_id, cfg.host, cfg.port)
@@ -244,9 +262,8 @@ class MqttLink:
 
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode,
                     _properties: Properties | None) -> None:
-        if not _ok(reason):
-            log.warning("MQTT link %s: broker refused the connection: %s", self.device_id, reason)
-            self._refused = True
+        self._refused = self.refusals.connack(reason)
+        if self._refused is not None:
             return
         self._connected, self._dirty = True, True
         self._inflight.clear()

@@ -26,15 +26,18 @@ def part(jpeg: bytes) -> bytes:
 
 
 def verdict_json() -> dict[str, Any]:
-    """The placement verdict (no image), with whether the unit is feeding the page at all."""
+    """The placement verdict (no image), with whether the unit is feeding the page at all and ``notice``: why the
+    bridge will not take the unit (its refused credentials), or None."""
     state = page().state
     snap = state.snapshot()
     age = state.frame_age()
     found = snap["placement"]
+    refused = snap["status"].get("credentials_refused")
     return {"ready": bool(found and found.get("usable")), "placement": found,
             "checking": found is None or not found.get("usable"),
             "camera": snap["status"].get("camera"), "frame_age": None if age is None else round(age, 1),
-            "live": age is not None and age < STALE}
+            "live": age is not None and age < STALE,
+            "notice": refused.get("message") if isinstance(refused, dict) else None}
 
 
 @placement.get("/")

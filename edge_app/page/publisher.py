@@ -34,7 +34,9 @@ QUEUE_EVERY = 2.0  # seconds (frame time) between looks at the outbox's depth
 PAIRING = {"pairing": "pairing", "paired": "paired", "pair_refused": "refused", "session_started": "in_exam",
            "session_stopped": "unpaired"}
 ERRORS = ("event_not_stored", "command_refused", "audio_unavailable", "keywords_unavailable", "template_refused",
-          "thresholds_refused", "camera_stalled")
+          "thresholds_refused", "camera_stalled", "credentials_refused")
+CREDENTIALS_REFUSED = ("The bridge refused this unit's credentials: it may have been revoked. Staff must re-enrol it "
+                       "(python -m edge_app enrol with a new code).")
 
 
 class PagePublisher:
@@ -121,7 +123,7 @@ class PagePublisher:
         self.state.publish_frame(encode(draw(image, boxes, checks, scale)))
 
     def emit(self, message: dict[str, Any]) -> None:
-        """One loop message: the session's calibration, pairing and camera states, errors."""
+        """One loop message: the session's calibration, pairing, camera and credential states, errors."""
         kind, state = message.get("type"), message.get("state")
         if kind == "calibration":
             zone = message.get("zone") or []
@@ -139,5 +141,10 @@ class PagePublisher:
         if state in ("camera_stalled", "camera_recovered", "source_ended"):
             self.state.update_status(camera={"camera_stalled": "stalled", "camera_recovered": "ok",
                                              "source_ended": "ended"}[state])
+        if state == "credentials_refused":  # the link: waiting will not fix it (edge_app.link.connack)
+            self.state.update_status(credentials_refused={"reason": str(message.get("reason") or ""),
+                                                          "message": CREDENTIALS_REFUSED})
+        elif state == "credentials_accepted":
+            self.state.update_status(credentials_refused=None)
         if state in ERRORS:
             self.state.add_error(f"{state}: {message.get('reason') or message.get('command') or ''}".rstrip(": "))

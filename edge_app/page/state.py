@@ -1,8 +1,9 @@
 """What the page shows, shared between the running unit (writer) and the page (reader).
 
 :class:`PageState` is thread-safe and lives in memory: the newest preview JPEG with a sequence number
-(streams wait on it), the newest placement verdict, and status fields (pairing, outbox queue, camera, last
-errors). When the page runs in the same process as the unit (tests, development) both share one object.
+(streams wait on it), the newest placement verdict, and status fields (pairing, outbox queue, camera, refused
+credentials, last errors). When the page runs in the same process as the unit (tests, development) both share
+one object.
 
 On the device the page is a separate, unprivileged process. The carrier is then two files in a folder
 (``[page] state_dir``; a tmpfs on the device): ``preview.jpg`` and ``state.json``, each replaced whole by
@@ -57,7 +58,7 @@ class PageState:
         self._frame_at: float | None = None  # wall time of the newest frame
         self._placement: dict[str, Any] | None = None
         self._status: dict[str, Any] = {"pairing": "unpaired", "session": None, "exam": None, "queue": None,
-                                        "camera": None, "versions": {}}
+                                        "camera": None, "versions": {}, "credentials_refused": None}
         self._errors: deque[dict[str, Any]] = deque(maxlen=MAX_ERRORS)
         self._updated: float | None = None
         self.closed = False

@@ -7,14 +7,19 @@ TLS and credential handling is one piece of code.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import load_pem_x509_certificates
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STATES = ("online", "offline")
+MAX_CA_BYTES = 64 * 1024  # a CA bundle told to a unit at enrolment: a few certificates, never a whole store
+PEM_LABEL = re.compile(r"-----BEGIN ([A-Z0-9 ]*)-----")
 
 
 class BrokerConnection(BaseModel):
@@ -52,6 +57,33 @@ class BrokerConnection(BaseModel):
         if self.password_file is not None and self.username is None:
             raise ValueError("password_file needs username")
         return self
+
+
+def ca_bundle(text: object) -> str:
+    """The certificates of a CA bundle (PEM) in canonical PEM, for a unit to trust its broker by; ValueError
+    saying why when ``text`` is not a string of at most 64 KiB of one or more CERTIFICATE blocks and nothing else
+    (never a private key)."""
+    if not isinstance(text, str):
+        raise ValueError(f"a CA bundle is PEM text, not {type(text).__name__}")
+    data = text.encode("utf-8", "replace")
+    if len(data) > MAX_CA_BYTES:
+        raise ValueError(f"the CA bundle is {len(data)} bytes, more than {MAX_CA_BYTES}")
+    labels = PEM_LABEL.findall(text)
+    if any("PRIVATE KEY" in label for label in labels):
+        raise ValueError("the CA bundle holds a private key: give only the CA's certificate(s)")
+    if not labels:
+        raise ValueError("the CA bundle holds no PEM block (-----BEGIN CERTIFICATE-----)")
+    others = sorted({label for label in labels if label != "CERTIFICATE"})
+    if others:
+        raise ValueError(f"the CA bundle holds {', '.join(others)} besides certificates: give certificates only")
+    try:
+        certificates = load_pem_x509_certificates(data)
+    except ValueError:
+        raise ValueError("the CA bundle's CERTIFICATE blocks are not valid X.509 certificates") from None
+    if len(certificates) != len(labels):
+        raise ValueError(f"the CA bundle has {len(labels)} CERTIFICATE blocks but only {len(certificates)} "
+                         "read as certificates")
+    return "".join(cert.public_bytes(Encoding.PEM).decode("ascii") for cert in certificates)
 
 
 def new_client(connection: BrokerConnection, client_id: str,

@@ -1,4 +1,5 @@
-"""``python -m cloud_bridge enrol-code`` and ``staff add``, and the fleet built from a config file."""
+"""``python -m cloud_bridge enrol-code``, ``staff add`` and ``staff unlock``, and the fleet built from a config
+file."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from cloud_bridge import audit
 from cloud_bridge.__main__ import main
 from cloud_bridge.config import load
 from cloud_bridge.fleet import build
-from cloud_bridge.staff import Staff
+from cloud_bridge.staff import Staff, StaffError
 from cloud_bridge.store import Store
 
 CODE = re.compile(r"^([2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4})  \(one unit, until .+\)$")
@@ -79,6 +80,8 @@ def test_staff_add_from_a_password_file(tmp_path: Path, capsys: pytest.CaptureFi
     ("code_ttl = 5", "fleet.code_ttl"),
     ('broker_admin = { host = "127.0.0.1", password_file = "nope" }', "fleet.broker_admin"),
     ("surprise = 1", "fleet.surprise"),
+    ("staff_lockout_after = 0", "fleet.staff_lockout_after"),
+    ("staff_lockout_seconds = 1", "fleet.staff_lockout_seconds"),
 ])
 def test_fleet_config_problems_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str], fleet: str,
                                          problem: str) -> None:
@@ -128,5 +131,34 @@ def test_staff_add_a_reviewer(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     store = Store(load(config).database_url)
     try:
         assert Staff(store).role("rita") == "reviewer"
+    finally:
+        store.close()
+
+
+def test_staff_unlock_clears_a_lock_made_with_the_configured_lockout(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    config = config_file(tmp_path, "staff_lockout_after = 3\nstaff_lockout_seconds = 60")
+    (tmp_path / "pw").write_text("a long staff password\n")
+    assert main(["staff", "add", "--config", str(config), "ana", "--password-file", str(tmp_path / "pw")]) == 0
+    loaded = load(config)
+    store = Store(loaded.database_url)
+    try:
+        staff = build(loaded, store, None).staff
+        assert (staff.lockout_after, staff.lockout_seconds) == (3, 60.0)
+        for reason in ("invalid_credentials", "invalid_credentials", "locked", "locked"):
+            with pytest.raises(StaffError) as caught:
+                staff.login("ana", "a wrong password")
+            assert caught.value.reason == reason
+        capsys.readouterr()
+        assert main(["staff", "unlock", "--config", str(config), "ana"]) == 0
+        assert capsys.readouterr().out.strip() == "staff user ana unlocked (3 failed logins cleared)"
+        assert staff.login("ana", "a long staff password")[0]
+        assert main(["staff", "unlock", "--config", str(config), "ana"]) == 0
+        assert capsys.readouterr().out.strip() == "staff user ana was not locked (0 failed logins cleared)"
+        assert main(["staff", "unlock", "--config", str(config), "nobody"]) == 2
+        assert "error: no staff user nobody" in capsys.readouterr().err
+        unlocks = [(e["actor"], e["target"], e["detail"]) for e in audit.entries(store) if e["action"] == "unlock"]
+        assert unlocks == [("cli", "ana", {"was_locked": True, "failures": 3}),
+                           ("cli", "ana", {"was_locked": False, "failures": 0})]
     finally:
         store.close()

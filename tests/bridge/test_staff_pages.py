@@ -50,3 +50,14 @@ def test_a_unit_is_revoked_from_the_page_with_its_reason(world: World) -> None:
                              data={"reason": "x"}).status_code == 403
     latest = audit.latest(world.services.store, 1)[0]
     assert (latest["action"], latest["target"], latest["actor"]) == ("revoke", "unit-2", "staff:root")
+
+
+def test_the_audit_log_shows_why_a_login_failed_and_a_lockout(world: World) -> None:
+    for password in ["not it"] * 10:  # fleet.staff_lockout_after
+        world.client.post("/review/login", data={"username": "rita", "password": password, "next": "/review"})
+    world.client.post("/review/login", data={"username": "Mallory!", "password": "x", "next": "/review"})
+    text = world.client.get("/review/fleet", headers=world.headers["staff"]).get_data(as_text=True)
+    assert "staff:rita · login_failed · rita (wrong_password, 9 in a row)</li>" in text
+    assert re.search(r"staff:rita · lockout · rita \(10 in a row, locked until \d+\)</li>", text)
+    assert "anonymous · login_failed · (not a user name) (unknown_user)</li>" in text
+    assert "Mallory" not in text

@@ -1,5 +1,5 @@
-"""The store's migrations on SQLite and PostgreSQL: the schema matches the models, 0002 keeps 0001's data,
-and both directions run."""
+"""The store's migrations on SQLite and PostgreSQL: the schema matches the models, 0002 keeps 0001's data, 0011
+gives existing staff accounts a clear failed-login count, and both directions run."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, select, text
 
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.store import Store, migrate
 from cloud_bridge.store.db import _alembic
-from cloud_bridge.store.models import Base, Device, EventRow
+from cloud_bridge.store.models import Base, Device, EventRow, StaffUser
 from edge_app.protocol.keys import public_pem
 from tests.bridge.parts import DEVICE_KEY, count, event_payloads, register
 
@@ -88,3 +88,22 @@ def test_a_sqlite_store_is_readable_by_its_owner_only(tmp_path: Path) -> None:
         again.close()
     finally:
         os.umask(old)
+
+
+def test_0011_gives_existing_staff_a_clear_count_and_can_be_undone(store: Store) -> None:
+    command.downgrade(_alembic(store.url), "0010")
+    columns = {c["name"] for c in inspect(store.engine).get_columns("staff_users")}
+    assert "role" in columns and not {"failed_logins", "locked_until"} & columns
+    with store.engine.begin() as connection:  # a 0010 database with a staff account
+        connection.execute(text("INSERT INTO staff_users (username, password_hash, created_at, disabled, role) "
+                                "VALUES ('ana', 'scrypt$x', 1, :no, 'staff')"), {"no": False})
+    migrate(store.url)
+    with store.session() as session:
+        user = session.scalar(select(StaffUser).where(StaffUser.username == "ana"))
+        assert user is not None and (user.role, user.failed_logins, user.locked_until) == ("staff", 0, None)
+    command.downgrade(_alembic(store.url), "0010")
+    assert not {"failed_logins", "locked_until"} & {c["name"] for c in inspect(store.engine).get_columns(
+        "staff_users")}
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT username FROM staff_users")).scalars().all() == ["ana"]
+    migrate(store.url)

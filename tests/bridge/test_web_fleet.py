@@ -22,6 +22,7 @@ from cloud_bridge.store import Store
 from cloud_bridge.web import OPENAPI, create_app
 from cloud_bridge.web.fleet import FLEET
 from edge_app.protocol.keys import public_pem
+from tests.bridge.parts import Clock
 
 PASSWORD = "a long staff password"
 PEM = public_pem(Ed25519PrivateKey.generate())
@@ -57,6 +58,10 @@ def headers(client: FlaskClient, services: Services) -> dict[str, dict[str, str]
                for role, exams in (("client", []), ("proctor", ["exam-1"]))}}
 
 
+def login(client: FlaskClient, username: str, password: str) -> Any:
+    return client.post("/api/v1/staff/login", json={"username": username, "password": password})
+
+
 def enrol_body(code: str, **fields: Any) -> dict[str, Any]:
     return {"code": code, "public_key": PEM, "software_version": "1.4.2", "model_version": "m-7", **fields}
 
@@ -68,7 +73,7 @@ def issue(client: FlaskClient, headers: dict[str, dict[str, str]], **fields: Any
 ROUTES = [("get", "/api/v1/fleet", None), ("post", "/api/v1/enrol-codes", {}),
           ("post", "/api/v1/fleet/unit-1/revoke", {}), ("put", "/api/v1/fleet/min-version", {"version": "1.0"}),
           ("post", "/api/v1/staff/users", {"username": "ben", "password": PASSWORD}), ("get", "/api/v1/audit", None),
-          ("post", "/api/v1/staff/logout", None)]
+          ("post", "/api/v1/staff/logout", None), ("post", "/api/v1/staff/users/ana/unlock", None)]
 
 
 @pytest.mark.parametrize("method, path, body", ROUTES)
@@ -87,6 +92,38 @@ def test_login_refuses_a_wrong_password_and_logout_ends_the_login(client: FlaskC
     assert client.get("/api/v1/fleet", headers=headers["staff"]).status_code == 200
     assert client.post("/api/v1/staff/logout", headers=headers["staff"]).status_code == 200
     assert client.get("/api/v1/fleet", headers=headers["staff"]).status_code == 401
+
+
+def test_a_locked_account_is_refused_with_429_until_staff_unlock_it(services: Services) -> None:
+    app = make_app(services)
+    store, clock = services.store, Clock()
+    app.extensions[FLEET].staff = Staff(store, log_n=10, clock=clock, lockout_after=3, lockout_seconds=600.0)
+    client = app.test_client()
+    staff = {"Authorization": f"Bearer {login(client, 'ana', PASSWORD).get_json()['token']}"}
+    app.extensions[FLEET].staff.create("ben", PASSWORD, "staff:ana")
+    for _ in range(5):  # a name no account has: a wrong password's answer, and no lock
+        assert login(client, "nobody", PASSWORD).status_code == 401
+    answers = [login(client, "ben", password) for password in ("wrong 1", "wrong 2", "wrong 3", PASSWORD)]
+    assert [(a.status_code, a.get_json()["error"]) for a in answers] == [
+        (401, "invalid_credentials"), (401, "invalid_credentials"), (429, "locked"), (429, "locked")]
+    assert answers[-1].headers["Retry-After"] == "600" and "try again in 10 minutes" in answers[-1].get_json()["detail"]
+    assert "token" not in answers[-1].get_json()
+    clock.advance(420.2)
+    assert login(client, "ben", PASSWORD).headers["Retry-After"] == "180"
+    unlocked = client.post("/api/v1/staff/users/ben/unlock", headers=staff)
+    assert unlocked.status_code == 200 and unlocked.get_json() == {"username": "ben", "was_locked": True,
+                                                                   "failures": 3}
+    assert login(client, "ben", PASSWORD).status_code == 200
+    missing = client.post("/api/v1/staff/users/nobody/unlock", headers=staff)
+    assert (missing.status_code, missing.get_json()["error"]) == (404, "not_found")
+    entries = client.get("/api/v1/audit?limit=500", headers=staff).get_json()["entries"]
+    assert [(e["actor"], e["action"], e["target"]) for e in entries if e["action"] != "login_failed"] == [
+        ("cli", "create_staff", "ana"), ("staff:ana", "login", "ana"), ("staff:ana", "create_staff", "ben"),
+        ("staff:ben", "lockout", "ben"), ("staff:ana", "unlock", "ben"), ("staff:ben", "login", "ben")]
+    failed = [(e["actor"], e["target"], e["detail"]["reason"]) for e in entries if e["action"] == "login_failed"]
+    assert failed == [("anonymous", "nobody", "unknown_user")] * 5 + [("staff:ben", "ben", "wrong_password")] * 3 + [
+        ("staff:ben", "ben", "locked")] * 2
+    assert {e["detail"]["from"] for e in entries if e["action"] in ("login", "login_failed")} == {"127.0.0.1"}
 
 
 def test_enrol_with_a_code_once_and_the_password_is_never_shown_again(client: FlaskClient,
@@ -139,11 +176,12 @@ def test_revoke_and_every_staff_action_is_audited(client: FlaskClient, headers: 
     assert listing["units"][0]["status"] == "revoked" and listing["min_software_version"]["set"] == "1.5"
     entries = client.get("/api/v1/audit", headers=headers["staff"]).get_json()["entries"]
     assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
-        ("cli", "create_staff", "ana"), ("staff:ana", "issue_code", entries[1]["target"]),
-        (entries[2]["actor"], "enrol", "cam-05"), ("staff:ana", "revoke", "cam-05"),
-        ("staff:ana", "set_min_version", "fleet"), ("staff:ana", "create_staff", "ben")]
-    page = client.get(f"/api/v1/audit?after={entries[3]['id']}&limit=1", headers=headers["staff"]).get_json()
-    assert [e["action"] for e in page["entries"]] == ["set_min_version"] and page["cursor"] == entries[4]["id"]
+        ("cli", "create_staff", "ana"), ("staff:ana", "login", "ana"),
+        ("staff:ana", "issue_code", entries[2]["target"]), (entries[3]["actor"], "enrol", "cam-05"),
+        ("staff:ana", "revoke", "cam-05"), ("staff:ana", "set_min_version", "fleet"),
+        ("staff:ana", "create_staff", "ben"), ("staff:ben", "login", "ben")]
+    page = client.get(f"/api/v1/audit?after={entries[4]['id']}&limit=1", headers=headers["staff"]).get_json()
+    assert [e["action"] for e in page["entries"]] == ["set_min_version"] and page["cursor"] == entries[5]["id"]
 
 
 def test_enrol_is_rate_limited_per_address(services: Services) -> None:
@@ -157,5 +195,6 @@ def test_the_api_description_has_every_fleet_route() -> None:
     for method, path in [("post", "/api/v1/staff/login"), ("post", "/api/v1/staff/logout"),
                          ("post", "/api/v1/staff/users"), ("post", "/api/v1/enrol-codes"), ("post", "/api/v1/enrol"),
                          ("get", "/api/v1/fleet"), ("put", "/api/v1/fleet/min-version"),
-                         ("post", "/api/v1/fleet/{device_id}/revoke"), ("get", "/api/v1/audit")]:
+                         ("post", "/api/v1/fleet/{device_id}/revoke"), ("get", "/api/v1/audit"),
+                         ("post", "/api/v1/staff/users/{username}/unlock")]:
         assert method in paths.get(path, {}), f"{method.upper()} {path} is not described"

@@ -204,6 +204,22 @@ def test_the_pages_log_in_with_a_form_and_a_cookie(world: World) -> None:
     assert client.get("/review/exams/exam-a").status_code == 302
 
 
+def test_the_login_form_says_an_account_is_locked_and_for_how_long(world: World) -> None:
+    client = world.app.test_client()
+    form = {"username": "rita", "password": "not the password", "next": "/review"}
+    answers = [client.post("/review/login", data=form) for _ in range(10)]  # fleet.staff_lockout_after
+    assert [a.status_code for a in answers] == [200] * 9 + [429]
+    assert "Wrong user name" in answers[0].get_data(as_text=True)
+    right = client.post("/review/login", data={**form, "password": PASSWORD})
+    text = right.get_data(as_text=True)
+    assert right.status_code == 429 and "Set-Cookie" not in right.headers
+    assert 890 <= int(right.headers["Retry-After"]) <= 900  # fleet.staff_lockout_seconds, less the time since
+    assert "This account is locked after too many failed logins. Try again in 15 minutes" in text
+    assert 'role="alert"' in text and 'name="username"' in text  # the form again, saying why
+    lockouts = [e for e in audit.entries(world.services.store) if e["action"] == "lockout"]
+    assert [(e["actor"], e["target"], e["detail"]["failures"]) for e in lockouts] == [("staff:rita", "rita", 10)]
+
+
 def test_a_proctor_tokens_snapshot_reads_are_audited_too(world: World) -> None:
     for url in (f"/api/v1/evidence/{digest_of(SNAP_A)}", f"/proctor/exam-a/evidence/{digest_of(SNAP_A)}"):
         shown = world.client.get(url, headers=world.headers["proctor_a"])

@@ -2,8 +2,9 @@
 an account and a one-time code with the bridge's CLI; the unit's first boot applies its seed file and enrols
 with the code (``python -m edge_app seed``, ``enrol``); the unit runs with its enrolment's overrides, pairs with
 an exam by the QR code on the PC screen and its alert reaches the bridge; staff revoke it, and the broker
-drops its connection and refuses the next one. Mosquitto runs with the dynamic-security plugin as
-``broker-config --admin`` writes it, and the bridge tells it about the unit's account at once both ways."""
+drops its connection and refuses the next one, which the unit reports (its output and its page). Mosquitto
+runs with the dynamic-security plugin as ``broker-config --admin`` writes it, and the bridge tells it about the
+unit's account at once both ways."""
 
 from __future__ import annotations
 
@@ -141,6 +142,11 @@ def test_a_unit_enrols_pairs_runs_an_exam_and_once_revoked_is_refused(stack: Sta
     wait_for(lambda: REFUSED in since(), 20, "the unit's next connection refused")
     assert since().index(DROPPED) < since().index(REFUSED), since()
     assert f"{REFUSED}: Not authorized" in since()
+    # ... and says why on its own output, its page and its LED (which follow that output), not only in its log
+    wait_for(lambda: any(b'"credentials_refused"' in line for line in list(output)), 10, "the unit's local status")
+    page_state = stack.root / "edge" / "data" / "page" / "state.json"
+    wait_for(lambda: json.loads(page_state.read_text())["status"].get("credentials_refused"), 10, "the page's state")
+    assert "re-enrol" in json.loads(page_state.read_text())["status"]["credentials_refused"]["message"]
     unit = Peer(stack.broker_port, device, (stack.root / "edge" / "data" / PASSWORD_FILE).read_text().strip())
     assert unit.connect().value == NOT_AUTHORIZED  # its own account and password, from anywhere: refused
     [listed] = call(f"{stack.url}/api/v1/fleet", staff)["units"]

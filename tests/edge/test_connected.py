@@ -29,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from edge_app.capture.base import Frame, FrameSource
 from edge_app.config import ConfigError, EdgeConfig, load, parse
 from edge_app.connected import LINK_FILE, PAIR_RESEND, ConnectedDevice
+from edge_app.indicators import State, StateTracker
 from edge_app.loop import SessionRunner
 from edge_app.pairing import write_pair_code
 from edge_app.protocol import Event, chain_hash, decode_event, device_topic, evidence_digest, new_event_id
@@ -39,6 +40,7 @@ from edge_app.rules.presets import PRESETS
 from edge_app.run import enroll_jpeg, run_session
 from edge_app.vision.models import VisionModels, load_models
 from tests.edge.conftest import Scene, write_scenario
+from tests.edge.link.test_mqtt import locked_broker
 from tests.edge.link.test_uploads import Bridge as EvidenceServer
 from tests.mosquitto import Mosquitto, wait_for
 
@@ -48,6 +50,7 @@ BLANK = np.full((480, 640, 3), 90, np.uint8)
 ABSENT_FAST = {"min_duration": 1, "end_after": 0.6, "window": 0.6}  # an absence alert within a few frames
 Photo = Callable[[str], np.ndarray]
 LIVE_WAIT = 120.0  # seconds a live-loop test may wait for the models to get somewhere (a loaded machine)
+__all__ = ["locked_broker"]  # the fixture: a broker that checks this unit's password
 
 
 class FakeClock:
@@ -555,6 +558,8 @@ def test_run_session_with_a_link(tmp_path: Path, broker: Mosquitto, bridge: Brid
     # The retained start arrives within milliseconds of the connection, seconds before the video ends.
     assert [m["session"] for m in printed if m.get("state") == "session_started"] == ["s-1"]
     assert any(decode_stats(p).get("session") == "s-1" for p in bridge.received("stats"))
+    page = json.loads((tmp_path / "data" / "page" / "state.json").read_text())  # the unit's own states, too
+    assert (page["status"]["pairing"], page["status"]["session"]) == ("in_exam", "s-1")
 
 
 def load_private(path: Path) -> Ed25519PrivateKey:
@@ -603,3 +608,42 @@ def test_the_link_section_paths_and_overrides(tmp_path: Path) -> None:
                              ({"INVIGIL_LINK__BROKER__PASSWORD": "secret"}, "link.broker.password")):
         with pytest.raises(ConfigError, match=message):
             load(config, environ=environ)
+
+
+def test_refused_credentials_become_local_status_once_until_accepted_again(
+        tmp_path: Path, locked_broker: tuple[Mosquitto, str], bridge_key: Ed25519PrivateKey) -> None:
+    """A revoked unit (its broker account gone, so its password refused) says why, once, through emit_local:
+    the page and the LED follow these messages (edge_app.run)."""
+    broker, password = locked_broker
+    (tmp_path / "bridge.pub").write_text(public_pem(bridge_key))
+    (tmp_path / "mqtt.password").write_text("no longer valid\n")
+    config = parse({"device_id": DEVICE, "data_dir": str(tmp_path / "data"),
+                    "camera": {"type": "scenario", "path": str(tmp_path)},
+                    "link": {"broker": {"host": "127.0.0.1", "port": broker.port, "username": DEVICE,
+                                        "password_file": str(tmp_path / "mqtt.password"), "backoff_min": 0.05,
+                                        "backoff_max": 0.1, "refused_backoff_max": 0.2},
+                             "bridge_key": str(tmp_path / "bridge.pub"), "stats_every": 5}}, environ={})
+    assert config.link is not None
+    device = ConnectedDevice(config, config.link, enroll=lambda _photo: None)
+    messages: list[dict[str, Any]] = []
+    device.emit_local = messages.append
+    tracker = StateTracker(connected=lambda: device.mqtt.connected)
+    tracker.update({"type": "calibration", "usable": True})
+
+    def credentials() -> list[dict[str, Any]]:
+        return [m for m in list(messages) if str(m.get("state", "")).startswith("credentials_")]
+
+    device.start()
+    try:
+        wait_for(lambda: credentials(), what="the refusal as a local status")
+        for message in credentials():
+            tracker.update(message)
+        assert tracker.state() is State.FAULT
+        time.sleep(1.0)  # several refused retries (0.1 to 0.2 s apart): still one message
+        assert credentials() == [{"type": "status", "state": "credentials_refused", "reason": "Not authorized"}]
+        (tmp_path / "mqtt.password").write_text(password + "\n")  # enrolled again
+        wait_for(lambda: len(credentials()) == 2, what="the accepted connection as a local status")
+        assert credentials()[1] == {"type": "status", "state": "credentials_accepted"}
+        assert tracker.update(credentials()[1]) is State.READY and device.mqtt.connected
+    finally:
+        device.stop()

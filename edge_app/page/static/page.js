@@ -6,6 +6,7 @@
   const guidance = document.getElementById("guidance");
   const checks = document.getElementById("checks");
   const liveness = document.getElementById("liveness");
+  const notice = document.getElementById("notice");
 
   function items(list, values, fill) {
     list.replaceChildren(...values.map((value) => { const li = document.createElement("li"); fill(li, value); return li; }));
@@ -20,6 +21,8 @@
       li.textContent = name; li.dataset.check = name; li.className = passed ? "passed" : "failed";
     });
     liveness.textContent = state.live ? "" : "No picture from the camera yet.";
+    notice.textContent = state.notice || "";
+    notice.hidden = !state.notice;
   }
 
   async function poll() {

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from edge_app.indicators import Action, IndicatorsConfig, State
+from edge_app.indicators import Action, IndicatorsConfig, State, StateTracker
 from edge_app.indicators.driver import Indicators
 
 CONFIG = IndicatorsConfig()
@@ -192,3 +192,19 @@ def test_the_sequencer_thread_follows_its_state_source(factory: MockFactory) -> 
         assert indicators.state is State.ALERT and rgb(factory) == (1, 0, 0)
     finally:
         indicators.close()
+
+
+def test_a_unit_whose_credentials_are_refused_blinks_the_fault(factory: MockFactory, clock: Clock) -> None:
+    tracker = StateTracker(connected=lambda: False)
+    indicators = Indicators(CONFIG, clock=clock, pin_factory=factory, source=tracker.state)
+    tracker.update({"type": "calibration", "usable": True})
+    indicators.set_state(tracker.state())
+    assert indicators.state is State.OFFLINE
+    clock.now = 5.0
+    indicators.set_state(tracker.update({"type": "status", "state": "credentials_refused", "reason": "Not authorized"}))
+    for i in range(1, 60):
+        indicators.step(5.0 + i * 0.05)
+    assert indicators.state is State.FAULT
+    assert values(factory, R).count(1) > 10 and factory.pin(B).state == 0  # fast red, not offline's magenta
+    assert values(factory, BUZZER).count(1) == 3  # offline was silent: these are the fault's three beeps
+    indicators.close()

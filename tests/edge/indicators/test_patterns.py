@@ -107,3 +107,16 @@ def test_updating_shows_while_an_update_runs_and_outranks_all_but_a_fault() -> N
     fresh = StateTracker(connected=lambda: True, updating=lambda: False)
     fresh.update({"type": "calibration", "usable": True})
     assert fresh.state() is State.READY
+
+
+def test_refused_credentials_show_the_fault_not_offline_until_accepted_again() -> None:
+    up = [False]
+    tracker = StateTracker(connected=lambda: up[0])
+    tracker.update({"type": "calibration", "usable": True})
+    assert tracker.state() is State.OFFLINE  # the bridge is out of reach: waiting may fix that
+    refused = {"type": "status", "state": "credentials_refused", "reason": "Not authorized"}
+    assert tracker.update(refused) is State.FAULT  # it refuses this unit: waiting will not
+    assert tracker.update({"type": "status", "state": "session_started", "session": "s1"}) is State.FAULT
+    assert tracker.update({"type": "status", "state": "session_stopped", "session": "s1"}) is State.FAULT
+    up[0] = True
+    assert tracker.update({"type": "status", "state": "credentials_accepted"}) is State.READY

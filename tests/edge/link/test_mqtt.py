@@ -1,10 +1,16 @@
 """The MQTT link against a real Mosquitto, observed by a real paho subscriber: PUBACK-only deletes, broker
-outages that lose nothing, the retained birth status, the last will on a lost connection, a clean stop."""
+outages that lose nothing, the retained birth status, the last will on a lost connection, a clean stop, refused
+credentials reported once and retried less often."""
 
 from __future__ import annotations
 
+import getpass
+import itertools
 import json
+import logging
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -14,6 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from cloud_bridge.broker import BrokerUser, hash_password, new_password, write_broker_files
 from edge_app.link.mqtt import MqttLink, MqttLinkConfig, backoff_delay, status_payload
 from edge_app.link.outbox import Outbox
 from edge_app.protocol import ProtocolError, device_topic, new_event_id
@@ -178,6 +185,72 @@ def test_a_reconnect_within_the_will_delay_raises_no_offline_status(
         assert ("offline", False) not in observer.statuses()  # the will waited, and the unit was back in time
     finally:
         observer.close()
+        cutter.close()
+
+
+@pytest.fixture
+def locked_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, str]]:
+    """A broker as the bridge configures it (accounts of the dynamic-security plugin), with this unit's account,
+    and the unit's password."""
+    password = new_password()
+    files = write_broker_files(tmp_path / "locked", [BrokerUser(DEVICE, hash_password(password), "device")],
+                               "127.0.0.1", free_port(), user=getpass.getuser())
+    server = Mosquitto(tmp_path / "locked", conf_text=files.conf.read_text())
+    server.start()
+    yield server, password
+    server.kill()
+
+
+def attempt_times(cutter: LinkCutter, count: int, seconds: float = 20.0) -> list[float]:
+    """When the next ``count`` connection attempts reached the relay (monotonic, to within a poll)."""
+    times: list[float] = []
+    seen, deadline = cutter.accepted, time.monotonic() + seconds
+    while len(times) < count:
+        assert time.monotonic() < deadline, f"only {len(times)} of {count} connection attempts"
+        if cutter.accepted > seen:
+            seen = cutter.accepted
+            times.append(time.monotonic())
+        time.sleep(0.005)
+    return times
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_refused_credentials_are_reported_once_retried_less_often_and_cleared_on_connecting(
+        locked_broker: tuple[Mosquitto, str], outbox: Outbox, links: list[MqttLink], tmp_path: Path,
+        caplog: pytest.LogCaptureFixture, protocol: str) -> None:
+    broker, password = locked_broker
+    password_file = tmp_path / "mqtt-password"
+    password_file.write_text("not the password\n")  # as a revoked unit: every attempt is refused
+    cutter = LinkCutter(broker.port)  # counts the link's connection attempts
+    reports: list[str | None] = []
+    config = MqttLinkConfig.model_validate({
+        "host": "127.0.0.1", "port": cutter.port, "username": DEVICE, "password_file": password_file,
+        "protocol": protocol, "backoff_min": 0.05, "backoff_max": 0.2, "refused_backoff_max": 0.8})
+    link = MqttLink(config, DEVICE, outbox, on_refused=reports.append)
+    links.append(link)
+    try:
+        with caplog.at_level(logging.INFO, logger="edge_app.link"):
+            link.start()
+            wait_for(lambda: reports, what="the refusal reported")
+            times = attempt_times(cutter, 5)
+            # waits double from backoff_max (0.2) to refused_backoff_max (0.8), each at least half its cap (0.4
+            # from the third): well above anything the ordinary backoff (at most 0.2 s) would wait
+            gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+            assert gaps[-1] >= 0.3 and gaps[-2] >= 0.3, gaps
+            assert reports == ["Not authorized"] and link.refused == "Not authorized" and not link.connected
+            refusals = [r.getMessage() for r in caplog.records if "broker refused the connection" in r.getMessage()]
+            assert len(refusals) == 1, refusals  # once, not at every retry
+            assert "this unit's credentials" in refusals[0]
+
+            password_file.write_text(password + "\n")  # re-enrolled: the next attempt is taken
+            wait_for(lambda: link.connected, what="the link to connect with the right password")
+        assert reports == ["Not authorized", None] and link.refused is None
+        assert "the broker accepts the connection again" in caplog.text
+        put_events(outbox, 1)
+        link.wake()
+        wait_for(lambda: outbox.count() == 0, what="an event once accepted")
+    finally:
+        link.stop(5)
         cutter.close()
 
 

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from markupsafe import escape
 
 from edge_app.config import EdgeConfig
 from edge_app.page.app import MAX_FAILURES
 from edge_app.page.placement import BOUNDARY
+from edge_app.page.publisher import CREDENTIALS_REFUSED
 from edge_app.page.requests import SCHEMA
 from edge_app.page.state import PageState
 from edge_app.pairing import take_pair_code
@@ -58,6 +60,18 @@ def test_the_verdict_as_json_turns_ready_when_usable(client: FlaskClient, state:
                                                                                                True)})
     assert client.get("/api/placement").get_json()["ready"] is True
     assert b'data-ready="true"' in client.get("/").data
+
+
+def test_refused_credentials_are_said_on_the_placement_page_and_in_its_json(client: FlaskClient,
+                                                                           state: PageState) -> None:
+    assert client.get("/api/placement").get_json()["notice"] is None
+    assert b'id="notice" class="notice" hidden' in client.get("/").data
+    state.update_status(credentials_refused={"reason": "Not authorized", "message": CREDENTIALS_REFUSED})
+    assert client.get("/api/placement").get_json()["notice"] == CREDENTIALS_REFUSED
+    page = client.get("/").data.decode()
+    assert '<p id="notice" class="notice">' in page and escape(CREDENTIALS_REFUSED) in page
+    state.update_status(credentials_refused=None)
+    assert client.get("/api/placement").get_json()["notice"] is None
 
 
 def test_the_preview_is_a_multipart_stream_of_jpeg_parts(client: FlaskClient, state: PageState) -> None:
@@ -166,6 +180,16 @@ def test_staff_see_pairing_queue_versions_and_errors(client: FlaskClient, state:
         assert text in page.data
     status = client.get("/staff/api/status").get_json()
     assert status["queue"] == 3 and status["errors"][0]["text"] == "camera_stalled"
+
+
+def test_staff_see_why_the_bridge_refuses_the_unit(client: FlaskClient, state: PageState, secret: str) -> None:
+    log_in(client, secret)
+    assert b'id="credentials"' not in client.get("/staff").data
+    state.update_status(credentials_refused={"reason": "Not authorized", "message": CREDENTIALS_REFUSED})
+    page = client.get("/staff").data.decode()
+    assert escape(CREDENTIALS_REFUSED) in page and "the broker says: Not authorized" in page
+    assert client.get("/staff/api/status").get_json()["credentials_refused"] == {
+        "reason": "Not authorized", "message": CREDENTIALS_REFUSED}
 
 
 def test_a_typed_pairing_code_reaches_the_running_unit(client: FlaskClient, config: EdgeConfig, secret: str) -> None:

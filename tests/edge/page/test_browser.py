@@ -1,6 +1,6 @@
 """The placement page in headless Chromium, served by waitress, fed by the unit's side with the real int8
-models on scenario videos: a bad placement shows its guidance and the overlay, a good one turns ready.
-Screenshots are kept under build/page/."""
+models on scenario videos: a bad placement shows its guidance and the overlay, a good one turns ready;
+refused credentials show their sentence until accepted again. Screenshots are kept under build/page/."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from edge_app.config import EdgeConfig
 from edge_app.page import create_app
 from edge_app.page.config import PageConfig
 from edge_app.page.overlay import ZONE
-from edge_app.page.publisher import PagePublisher
+from edge_app.page.publisher import CREDENTIALS_REFUSED, PagePublisher
 from edge_app.page.serve import make_server, stop_server
 from edge_app.page.state import PageState
 from edge_app.vision.models import VisionModels, load_models
@@ -119,3 +119,10 @@ def test_a_bad_placement_shows_guidance_and_overlay_then_a_good_one_turns_ready(
     wait.until(lambda b: preview_zone_share(b) > 0.005)
     browser.save_screenshot(str(SHOTS / "placement-ready.png"))
     assert (SHOTS / "placement-bad.png").stat().st_size > 10_000
+
+    publisher.emit({"type": "status", "state": "credentials_refused", "reason": "Not authorized"})  # revoked
+    wait.until(lambda b: b.find_element(By.ID, "notice").is_displayed())
+    assert text_of(browser, "notice") == CREDENTIALS_REFUSED
+    browser.save_screenshot(str(SHOTS / "placement-refused.png"))
+    publisher.emit({"type": "status", "state": "credentials_accepted"})
+    wait.until(lambda b: not b.find_element(By.ID, "notice").is_displayed())

@@ -1,5 +1,6 @@
 """The unit's side of the page with the real int8 models on scenario videos played through the frame-source
-registry: live placement verdicts until usable, the preview with the overlay drawn in, status from messages."""
+registry: live placement verdicts until usable, the preview with the overlay drawn in, status from messages
+(refused credentials among them)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from edge_app.calibrate import GUIDANCE
 from edge_app.capture.base import build_source
 from edge_app.page.config import PageConfig
 from edge_app.page.overlay import PASSED, ZONE
-from edge_app.page.publisher import PagePublisher
-from edge_app.page.state import PageState
+from edge_app.page.publisher import CREDENTIALS_REFUSED, PagePublisher
+from edge_app.page.state import FileState, PageState
 from edge_app.vision.models import VisionModels, load_models
 from tests.edge.conftest import Scene, write_scenario
 from tests.edge.page.conftest import good_placement_message
@@ -125,3 +126,18 @@ def test_messages_set_pairing_camera_and_errors() -> None:
                                                                                                "s-1")
     assert snap["status"]["camera"] == "stalled" and snap["status"]["versions"] == {"software": "0.1.0"}
     assert [e["text"] for e in snap["errors"]] == ["camera_stalled", "command_refused: bad sig"]
+
+
+def test_refused_credentials_put_their_sentence_in_the_status_until_accepted_again(tmp_path: Path) -> None:
+    state = PageState(mirror=tmp_path / "page")
+    publisher = PagePublisher(state, PAGE, None)
+    assert state.snapshot()["status"]["credentials_refused"] is None
+    publisher.emit({"type": "status", "state": "credentials_refused", "reason": "Not authorized"})
+    refused = {"reason": "Not authorized", "message": CREDENTIALS_REFUSED}
+    assert state.snapshot()["status"]["credentials_refused"] == refused
+    assert "python -m edge_app enrol with a new code" in CREDENTIALS_REFUSED
+    assert FileState(tmp_path / "page").snapshot()["status"]["credentials_refused"] == refused  # the page process
+    assert [e["text"] for e in state.snapshot()["errors"]] == ["credentials_refused: Not authorized"]
+    publisher.emit({"type": "status", "state": "credentials_accepted"})
+    assert state.snapshot()["status"]["credentials_refused"] is None
+    assert FileState(tmp_path / "page").snapshot()["status"]["credentials_refused"] is None
