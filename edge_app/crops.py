@@ -58,19 +58,6 @@ def hand_and_desk_regions(
 QUARTER_TURNS = (1, 3)  # a quarter turn left and right, beside the upright look
 
 
-def turned_back(box: Box, turns: int, width: int, height: int) -> Box:
-    """A box found in a crop of ``width`` x ``height`` turned ``turns`` quarters counter-clockwise
-    (``np.rot90``), in the upright crop's pixels."""
-    x1, y1, x2, y2 = box
-    if turns % 4 == 1:  # upright (x, y) -> turned (y, width - x)
-        return (width - y2, x1, width - y1, x2)
-    if turns % 4 == 3:  # upright (x, y) -> turned (height - y, x)
-        return (y1, height - x2, y2, height - x1)
-    if turns % 4 == 2:
-        return (width - x2, height - y2, width - x1, height - y1)
-    return box
-
-
 def detect_turned(
     detector: ObjectDetector, frame: np.ndarray, region: Box, turns: int, thresholds: np.ndarray | None = None
 ) -> list[Detection]:
@@ -83,9 +70,4 @@ def detect_turned(
     x2, y2 = min(frame.shape[1], round(region[2])), min(frame.shape[0], round(region[3]))
     if x2 - x1 < 8 or y2 - y1 < 8:
         return []
-    crop = np.ascontiguousarray(np.rot90(frame[y1:y2, x1:x2], turns))
-    found = []
-    for d in detector.detect(crop, thresholds=thresholds):
-        bx1, by1, bx2, by2 = turned_back(d.box, turns, x2 - x1, y2 - y1)
-        found.append(Detection(d.label, d.class_id, d.score, (bx1 + x1, by1 + y1, bx2 + x1, by2 + y1)))
-    return found
+    return detector.detect(frame, (x1, y1, x2, y2), thresholds, turns)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge_app.vision.preprocess import nms, resize
@@ -36,6 +37,8 @@ COCO_LABELS: tuple[str, ...] = (
 INPUT_SIZE = 416
 STRIDES = (8, 16, 32)
 BINS = 11  # distribution bins per box side (reg_max 10)
+# quarter turns counter-clockwise (np.rot90's k) as OpenCV's rotations
+ROTATIONS = {1: cv2.ROTATE_90_COUNTERCLOCKWISE, 2: cv2.ROTATE_180, 3: cv2.ROTATE_90_CLOCKWISE}
 MEAN_BGR = np.array([103.53, 116.28, 123.675], dtype=np.float32)
 STD_BGR = np.array([57.375, 57.12, 58.395], dtype=np.float32)
 INPUT_SHAPE = (1, 3, INPUT_SIZE, INPUT_SIZE)
@@ -132,6 +135,20 @@ def decode(outputs: list[np.ndarray], min_score: float) -> tuple[np.ndarray, np.
     return np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32)
 
 
+def unturned(boxes: np.ndarray, turns: int, side: int) -> np.ndarray:
+    """(N, 4) boxes found in a ``side`` x ``side`` square turned ``turns`` quarters counter-clockwise
+    (``np.rot90``), in the upright square's pixels."""
+    turns %= 4
+    if turns == 0 or len(boxes) == 0:
+        return boxes
+    x1, y1, x2, y2 = boxes.T
+    if turns == 1:  # upright (x, y) -> turned (y, side - x)
+        return np.stack([side - y2, x1, side - y1, x2], axis=1)
+    if turns == 3:  # upright (x, y) -> turned (side - y, x)
+        return np.stack([y1, side - x2, y2, side - x1], axis=1)
+    return np.stack([side - x2, side - y2, side - x1, side - y1], axis=1)
+
+
 def select(
     boxes: np.ndarray, scores: np.ndarray, thresholds: np.ndarray, iou_threshold: float,
     max_detections: int = MAX_DETECTIONS,
@@ -175,29 +192,33 @@ class ObjectDetector:
         return float(self.thresholds[COCO_LABELS.index(label)])
 
     def detect_raw(
-        self, frame: np.ndarray, region: Box | None = None, min_score: float | None = None
+        self, frame: np.ndarray, region: Box | None = None, min_score: float | None = None, turns: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidate boxes (N, 4) in frame pixels and their 80 class scores (N, 80), before NMS.
 
-        ``region`` (x1, y1, x2, y2 in frame pixels) runs the model on that part of the frame only.
+        ``region`` (x1, y1, x2, y2 in frame pixels) runs the model on that part of the frame only; ``turns``
+        quarter turns counter-clockwise (``np.rot90``'s) show it to the model turned. The model's square input
+        is turned, not the region: the same picture as turning first, at the cost of a 416x416 copy.
         """
         pixels, mapping = stretch(frame, region)
+        if turns % 4:
+            pixels = cv2.rotate(pixels, ROTATIONS[turns % 4])
         floor = float(self.thresholds.min()) if min_score is None else min_score
         boxes, scores = decode(self.model.run_pixels(pixels, PIXELS), floor)
-        return mapping.boxes_to_frame(boxes), scores
+        return mapping.boxes_to_frame(unturned(boxes, turns, INPUT_SIZE)), scores
 
     def detect(
-        self, frame: np.ndarray, region: Box | None = None, thresholds: np.ndarray | None = None
+        self, frame: np.ndarray, region: Box | None = None, thresholds: np.ndarray | None = None, turns: int = 0
     ) -> list[Detection]:
         """Detections above their class threshold after per-class NMS, best first.
 
         ``thresholds`` (80 scores, COCO order) replaces the detector's own for this call only, so callers
-        sharing one detector each keep theirs.
+        sharing one detector each keep theirs; ``region`` and ``turns`` as in :meth:`detect_raw`.
         """
         limits = self.thresholds if thresholds is None else np.asarray(thresholds, dtype=np.float32)
         if limits.shape != self.thresholds.shape:
             raise ValueError(f"thresholds need {len(COCO_LABELS)} scores in COCO order, got shape {limits.shape}")
-        boxes, scores = self.detect_raw(frame, region, float(limits.min()))
+        boxes, scores = self.detect_raw(frame, region, float(limits.min()), turns)
         found = []
         for row, c, score in select(boxes, scores, limits, self.iou_threshold):
             x1, y1, x2, y2 = (float(v) for v in boxes[row])

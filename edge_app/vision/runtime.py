@@ -183,17 +183,28 @@ class TFLiteModel:
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ModelError(f"{self.path} takes an RGB uint8 image, got {pixels.dtype} {pixels.shape}")
         mapped = cv2.LUT(pixels, table.view(np.uint8) if table.dtype == np.int8 else table)
-        if how.bgr:
-            mapped = mapped[..., ::-1]
-        if how.channels_first:
-            mapped = mapped.transpose(2, 0, 1)
-        tensor = np.ascontiguousarray(mapped[None])  # one copy, in the model's order and layout
-        if table.dtype == np.int8:
-            tensor = tensor.view(np.int8)
-        if tensor.shape != spec.shape:
-            raise ModelError(f"input {spec.name} expects shape {spec.shape}, got {tensor.shape}")
-        self._interpreter.set_tensor(self._input_index[0], tensor)
+        h, w = pixels.shape[:2]
+        shape = (1, 3, h, w) if how.channels_first else (1, h, w, 3)
+        if shape != spec.shape:
+            raise ModelError(f"input {spec.name} expects shape {spec.shape}, got {shape}")
+        self._fill_input(mapped, how)
         return self._invoke()
+
+    def _fill_input(self, mapped: np.ndarray, how: PixelInput) -> None:
+        """Copy the mapped pixels into the input tensor's own buffer in the model's channel order and layout
+        (planes split by OpenCV for a channels-first model): one copy, no set_tensor. The buffer's view dies
+        here, before the invoke (the interpreter refuses to run while one is held)."""
+        import cv2
+
+        target = self._interpreter.tensor(self._input_index[0])()[0]
+        if target.dtype == np.int8:
+            target = target.view(np.uint8)  # the table's int8 values were mapped as their bytes
+        if how.channels_first:
+            planes = cv2.split(mapped)
+            for channel, plane in enumerate(planes[::-1] if how.bgr else planes):
+                target[channel] = plane
+        else:
+            target[...] = mapped[..., ::-1] if how.bgr else mapped
 
     def _invoke(self) -> list[np.ndarray]:
         self._interpreter.invoke()

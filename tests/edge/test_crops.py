@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
-from edge_app.crops import detect_turned, hand_and_desk_regions, turned_back
+from edge_app.crops import detect_turned, hand_and_desk_regions
 from edge_app.track import box_iou
 from edge_app.vision.models import load_models
 from edge_app.vision.preprocess import read_rgb
@@ -45,18 +44,6 @@ def test_without_visible_wrists_the_lower_body_is_searched() -> None:
     x1, _, x2, y2 = regions[0]
     assert y2 > 400 and x1 < 320 < x2 and inside(regions[0], (640, 480))
     assert hand_and_desk_regions(CANDIDATE, None, (640, 480)) == regions
-
-
-@pytest.mark.parametrize("turns", [0, 1, 2, 3])
-@pytest.mark.parametrize("box", [(10, 5, 30, 45), (0, 0, 7, 3), (50, 20, 64, 48)])
-def test_a_box_found_in_a_turned_crop_maps_back_to_the_upright_pixels(turns: int, box: tuple[int, ...]) -> None:
-    width, height = 64, 48
-    upright = np.zeros((height, width), np.uint8)
-    upright[box[1]:box[3], box[0]:box[2]] = 1
-    turned = np.rot90(upright, turns)
-    ys, xs = np.nonzero(turned)
-    found = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
-    assert turned_back(found, turns, width, height) == pytest.approx(box)
 
 
 def test_the_detector_on_a_turned_crop_reports_frame_pixels(models_dir: Path) -> None:

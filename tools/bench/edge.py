@@ -58,10 +58,10 @@ class ModelClock:
         self._crop = False  # a detector call on a crop is under way
         detect: Callable[..., Any] = models.detector.detect
 
-        def detect_watched(frame: np.ndarray, region: Any = None, thresholds: Any = None) -> Any:
-            self._crop = region is not None or (self.frame is not None and frame is not self.frame)
+        def detect_watched(frame: np.ndarray, region: Any = None, thresholds: Any = None, turns: int = 0) -> Any:
+            self._crop = region is not None or bool(turns) or (self.frame is not None and frame is not self.frame)
             try:
-                return detect(frame, region, thresholds)
+                return detect(frame, region, thresholds, turns)
             finally:
                 self._crop = False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,12 +14,14 @@ from edge_app.vision.detector import (
     COCO_LABELS,
     INPUT_SIZE,
     OUTPUT_SHAPES,
+    ROTATIONS,
     STRIDES,
     ObjectDetector,
     Stretch,
     decode,
     prepare,
     select,
+    unturned,
 )
 from edge_app.vision.runtime import ModelError
 from tools.fixtures import NO_PEOPLE_PHOTOS, PEOPLE_PHOTOS
@@ -213,3 +216,18 @@ def test_stretch_scales_each_axis() -> None:
 def test_empty_region_is_refused(region: tuple[int, int, int, int]) -> None:
     with pytest.raises(ValueError, match="empty"):
         prepare(np.zeros((100, 400, 3), dtype=np.uint8), region)
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+@pytest.mark.parametrize("box", [(10, 5, 30, 45), (0, 0, 7, 3), (50, 20, 64, 48)])
+def test_a_box_found_in_the_turned_input_maps_back_to_the_upright_pixels(turns: int, box: tuple[int, ...]) -> None:
+    side = 64
+    upright = np.zeros((side, side), np.uint8)
+    upright[box[1]:box[3], box[0]:box[2]] = 1
+    turned = np.rot90(upright, turns)
+    if turns:  # the detector turns its input with OpenCV: the same quarter turns as np.rot90
+        assert np.array_equal(cv2.rotate(upright, ROTATIONS[turns]), turned)
+    ys, xs = np.nonzero(turned)
+    found = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], np.float32)
+    assert unturned(found, turns, side)[0] == pytest.approx(box)
+    assert unturned(np.zeros((0, 4), np.float32), turns, side).shape == (0, 4)

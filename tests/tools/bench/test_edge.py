@@ -18,7 +18,7 @@ def _fake_models() -> VisionModels:
     for name in ("detector", "pose", "face_detector", "face_landmarks", "face_embedding"):
         holders[name] = SimpleNamespace(model=SimpleNamespace(_invoke=lambda: [np.zeros(1)]))
     detector = holders["detector"]
-    detector.detect = lambda frame, region=None, thresholds=None: detector.model._invoke()
+    detector.detect = lambda frame, region=None, thresholds=None, turns=0: detector.model._invoke()
     return cast(VisionModels, SimpleNamespace(**holders))
 
 
@@ -29,9 +29,10 @@ def test_detector_runs_on_anything_but_the_analysed_frame_count_as_crops() -> No
     clock.frame = frame
     models.detector.detect(frame)
     models.detector.detect(frame, (0, 0, 2, 2))  # a region of the frame
-    models.detector.detect(np.rot90(frame).copy())  # a turned crop
+    models.detector.detect(np.rot90(frame).copy())  # a turned copy
+    models.detector.detect(frame, (0, 0, 2, 2), None, 1)  # a region turned by the detector
     models.pose.model._invoke()
-    assert {name: len(values) for name, values in clock.spent.items()} == {"detector": 1, "crops": 2, "pose": 1}
+    assert {name: len(values) for name, values in clock.spent.items()} == {"detector": 1, "crops": 3, "pose": 1}
 
 
 def test_breakdown_splits_each_stage_into_model_time_and_the_rest() -> None:
