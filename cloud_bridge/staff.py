@@ -196,6 +196,16 @@ class Staff:
         return StaffError("locked", f"the account is locked after {self.lockout_after} failed logins in a row: "
                           f"try again in {wait}, or ask staff to unlock it", retry_after=seconds)
 
+    def locked(self) -> list[dict[str, Any]]:
+        """The accounts locked now, the soonest to unlock first: name, role, failed logins, lock end."""
+        now = self.clock()
+        with self.store.session() as session:
+            rows = session.execute(select(StaffUser.username, StaffUser.role, StaffUser.failed_logins,
+                                          StaffUser.locked_until).where(StaffUser.locked_until > now)
+                                   .order_by(StaffUser.locked_until)).all()
+        return [{"username": r.username, "role": r.role, "failures": r.failed_logins, "locked_until": r.locked_until}
+                for r in rows]
+
     def unlock(self, username: object, actor: str) -> dict[str, Any]:
         """Clear an account's failed logins and lock (audited as ``actor``): whether it was locked and the failed
         logins it had. StaffError ``not_found`` for a name no account has."""

@@ -1,6 +1,7 @@
 """The staff's fleet page (server-rendered; the review pages' login): every unit with its health, versions,
 placement and exam, a one-time enrolment code issued from a form (shown once), a unit revoked with a reason,
-and the latest entries of the audit log. Reviewer accounts and proctor tokens get 403; the JSON API of the
+the accounts locked after failed logins with a button to unlock each, and the latest entries of the audit log.
+Reviewer accounts and proctor tokens get 403; the JSON API of the
 same actions is cloud_bridge/web/fleet.py."""
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ def _staff() -> str:
     return who.actor
 
 
-def _render(issued: dict[str, Any] | None = None, error: str | None = None, status: int = 200) -> Any:
+def _render(issued: dict[str, Any] | None = None, error: str | None = None, status: int = 200,
+            notice: str | None = None) -> Any:
     from cloud_bridge.web.fleet import fleet
 
     return render_template("staff_fleet.html", viewer=viewer(), units=fleet().units(), minimum=fleet().minimum(),
-                           issued=issued, error=error, entries=audit.latest(services().store, AUDIT_SHOWN)), status
+                           issued=issued, error=error, notice=notice, locked=fleet().staff.locked(),
+                           entries=audit.latest(services().store, AUDIT_SHOWN)), status
 
 
 @staff_pages.get("")
@@ -67,3 +70,19 @@ def revoke(device_id: str) -> Any:
     except Refused as exc:
         return _render(error=f"{device_id[:14]} not revoked: {exc}", status=exc.status)
     return redirect(url_for("staff_pages.fleet_page"), 303)
+
+
+@staff_pages.post("/staff/<username>/unlock")
+@page
+def unlock(username: str) -> Any:
+    """Clear a locked account's failed logins (audited), as ``POST /api/v1/staff/users/<name>/unlock`` does."""
+    from cloud_bridge.staff import StaffError
+    from cloud_bridge.web.fleet import fleet
+
+    actor = _staff()
+    try:
+        done = fleet().staff.unlock(username[:64], actor)
+    except StaffError as exc:
+        return _render(error=f"Not unlocked: {exc}", status=404 if exc.reason == "not_found" else 400)
+    said = "unlocked" if done["was_locked"] else "was not locked"
+    return _render(notice=f"{done['username']} {said} ({done['failures']} failed logins cleared).")

@@ -61,3 +61,21 @@ def test_the_audit_log_shows_why_a_login_failed_and_a_lockout(world: World) -> N
     assert re.search(r"staff:rita · lockout · rita \(10 in a row, locked until \d+\)</li>", text)
     assert "anonymous · login_failed · (not a user name) (unknown_user)</li>" in text
     assert "Mallory" not in text
+
+
+def test_a_locked_account_is_listed_and_unlocked_from_the_page(world: World) -> None:
+    before = world.client.get("/review/fleet", headers=world.headers["staff"]).get_data(as_text=True)
+    assert 'id="locked"' not in before  # nobody is locked
+    for _ in range(10):  # fleet.staff_lockout_after
+        world.client.post("/review/login", data={"username": "rita", "password": "not it", "next": "/review"})
+    text = world.client.get("/review/fleet", headers=world.headers["staff"]).get_data(as_text=True)
+    assert re.search(r'<tr data-account="rita">\s*<td>rita</td><td>reviewer</td><td>10</td>', text)
+    assert world.client.post("/review/fleet/staff/rita/unlock", headers=world.headers["reviewer"]).status_code == 403
+    done = world.client.post("/review/fleet/staff/rita/unlock", headers=world.headers["staff"])
+    text = done.get_data(as_text=True)
+    assert done.status_code == 200 and "rita unlocked (10 failed logins cleared)." in text
+    assert 'data-account="rita"' not in text
+    latest = audit.latest(world.services.store, 1)[0]
+    assert (latest["action"], latest["target"], latest["actor"]) == ("unlock", "rita", "staff:root")
+    missing = world.client.post("/review/fleet/staff/nobody/unlock", headers=world.headers["staff"])
+    assert missing.status_code == 404 and "Not unlocked: no staff user nobody" in missing.get_data(as_text=True)
