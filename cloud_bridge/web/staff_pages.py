@@ -83,6 +83,6 @@ def unlock(username: str) -> Any:
     try:
         done = fleet().staff.unlock(username[:64], actor)
     except StaffError as exc:
-        return _render(error=f"Not unlocked: {exc}", status=404 if exc.reason == "not_found" else 400)
+        return _render(error=f"Not unlocked: {exc}", status=404)  # the one refusal: no such account
     said = "unlocked" if done["was_locked"] else "was not locked"
     return _render(notice=f"{done['username']} {said} ({done['failures']} failed logins cleared).")
