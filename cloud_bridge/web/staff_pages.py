@@ -12,6 +12,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 
 from cloud_bridge import audit
 from cloud_bridge.refusal import Refused
+from cloud_bridge.staff import StaffError
 from cloud_bridge.web import services
 from cloud_bridge.web.review import page
 from cloud_bridge.web.review_auth import viewer
@@ -76,7 +77,6 @@ def revoke(device_id: str) -> Any:
 @page
 def unlock(username: str) -> Any:
     """Clear a locked account's failed logins (audited), as ``POST /api/v1/staff/users/<name>/unlock`` does."""
-    from cloud_bridge.staff import StaffError
     from cloud_bridge.web.fleet import fleet
 
     actor = _staff()
