@@ -1,8 +1,12 @@
 """Audio features per analysed frame: loudest level, any voice and the keywords heard since the previous frame.
 
-A file played as fast as possible is pulled in step with the video's media time (deterministic); a
-live microphone (or a file paced in real time) is read on its own thread into a bounded buffer. Keyword
-spotting is optional (a :class:`~edge_app.speech.keywords.KeywordSpotter`, swappable with the exam's list).
+Both kinds of source are read and analysed on the feed's own thread, off the analysis loop. A live
+microphone (or a file paced in real time) is read as it comes into a bounded buffer. A file played as fast
+as possible is pulled in step with the video's media time: the loop asks for the audio up to a frame's time
+(:meth:`AudioFeed.ahead`) before analysing the frame's pixels and takes it (:meth:`AudioFeed.until`) after,
+so the two overlap and the result is the same, chunk for chunk, as reading it on the loop (deterministic).
+Keyword spotting is optional (a :class:`~edge_app.speech.keywords.KeywordSpotter`, swappable with the
+exam's list).
 """
 
 from __future__ import annotations
@@ -39,12 +43,14 @@ class AudioFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pending: AudioChunk | None = None
+        self._asked = self._reached = float("-inf")  # a file's media time asked for / analysed up to
+        self._turn = threading.Condition(self.lock)
 
     def start(self) -> None:
         self.source.open()
-        if self.realtime:
-            self._thread = threading.Thread(target=self._read_live, name="invigil-audio", daemon=True)
-            self._thread.start()
+        target = self._read_live if self.realtime else self._read_file
+        self._thread = threading.Thread(target=target, name="invigil-audio", daemon=True)
+        self._thread.start()
 
     def set_spotter(self, spotter: KeywordSpotter | None) -> None:
         """Spot with ``spotter`` from the next chunk on (a new exam's keyword list); None stops spotting."""
@@ -77,23 +83,52 @@ class AudioFeed:
         except Exception as exc:  # reported by the loop, which carries on without audio
             self.error = exc
 
-    def until(self, t: float) -> tuple[float | None, bool | None]:
-        """(loudest dBFS, any voice) of the audio up to media time ``t`` not reported yet; (None, None) if none."""
-        if not self.realtime:
+    def _read_file(self) -> None:
+        """A file's thread: analyse the chunks that start by the media time asked for, then wait to be asked."""
+        while True:
+            with self._turn:
+                while not self._stop.is_set() and self._asked <= self._reached:
+                    self._turn.wait()
+                if self._stop.is_set():
+                    return
+                asked = self._asked
             while not self.ended and self.error is None:
                 if self._pending is None:
                     try:
                         self._pending = self.source.read()
-                    except Exception as exc:
+                    except Exception as exc:  # reported by the loop, which carries on without audio
                         self.error = exc
                         break
                     if self._pending is None:
                         self.ended = True
                         break
-                if self._pending.t > t:
+                if self._pending.t > asked:
                     break
-                self.buffer.append(self._features(self._pending))
+                features = self._features(self._pending)
                 self._pending = None
+                with self.lock:
+                    self.buffer.append(features)
+            with self._turn:
+                self._reached = asked
+                self._turn.notify_all()
+
+    def ahead(self, t: float) -> None:
+        """Start analysing a file's audio up to media time ``t`` on the feed's thread (a live source: nothing)."""
+        if not self.realtime:
+            with self._turn:
+                if t > self._asked:
+                    self._asked = t
+                    self._turn.notify_all()
+
+    def until(self, t: float) -> tuple[float | None, bool | None]:
+        """(loudest dBFS, any voice) of the audio up to media time ``t`` not reported yet; (None, None) if none.
+        A file's audio up to ``t`` is analysed first (waiting for the feed's thread, which :meth:`ahead` may
+        have started on it)."""
+        if not self.realtime:
+            self.ahead(t)
+            with self._turn:
+                while self._reached < t and self._thread is not None and self._thread.is_alive():
+                    self._turn.wait(0.25)
         with self.lock:
             taken = [item for item in self.buffer if item[0] <= t + 0.05] if not self.realtime else list(self.buffer)
             for _ in taken:
@@ -113,7 +148,9 @@ class AudioFeed:
         return taken
 
     def stop(self) -> None:
-        self._stop.set()
+        with self._turn:
+            self._stop.set()
+            self._turn.notify_all()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
         self.source.close()

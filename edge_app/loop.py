@@ -195,6 +195,8 @@ class SessionRunner:
             log.warning("frame %d not kept as evidence: %s", frame.index, exc)
         mark = time.perf_counter()
         stages = {"evidence": (mark - begun) * 1000}
+        if audio is not None:
+            audio.ahead(frame.t)  # a file's audio up to this frame is analysed while the pixels are
         analysis = self.analyzer.analyse(frame.image, frame.t)
         stages.update(analysis.stages_ms)
         if analysis.calibration is not None:

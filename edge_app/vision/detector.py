@@ -13,6 +13,7 @@ converted to BGR, normalised with per-channel mean/std and laid out channels-fir
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import cv2
 import numpy as np
 
 from edge_app.vision.preprocess import nms, resize
-from edge_app.vision.runtime import PixelInput, TFLiteModel
+from edge_app.vision.runtime import PixelInput, TensorSpec, TFLiteModel, dequantized
 
 COCO_LABELS: tuple[str, ...] = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -111,28 +112,40 @@ def _logit(p: float) -> float:
     return float(np.log(p / (1 - p)))
 
 
-def decode(outputs: list[np.ndarray], min_score: float) -> tuple[np.ndarray, np.ndarray]:
+def decode(outputs: Sequence[np.ndarray], min_score: float,
+           specs: Sequence[TensorSpec] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Head outputs -> (boxes (N, 4) in model pixels, class scores (N, 80)) of the cells whose best
-    class scores at least ``min_score``. Only those cells are decoded, which keeps this cheap."""
-    by_shape = {tuple(o.shape): o for o in outputs}
+    class scores at least ``min_score``. Only those cells are decoded, which keeps this cheap: given the
+    outputs as the interpreter stored them and their ``specs``, only those cells are dequantized too (the
+    same values as dequantizing everything first)."""
+    kinds: Sequence[TensorSpec | None] = [None] * len(outputs) if specs is None else specs
+    heads = {tuple(o.shape): (o, spec) for o, spec in zip(outputs, kinds, strict=True)}
     floor = _logit(min_score)
     boxes, scores = [], []
     for stride in STRIDES:
         grid = INPUT_SIZE // stride
-        logits = by_shape[(1, grid, grid, len(COCO_LABELS))].reshape(-1, len(COCO_LABELS))
-        cells = np.flatnonzero(logits.max(axis=1) >= floor)
+        raw_logits, logit_spec = heads[(1, grid, grid, len(COCO_LABELS))]
+        raw_logits = raw_logits.reshape(-1, len(COCO_LABELS))
+        cells = np.flatnonzero(_values(raw_logits.max(axis=1), logit_spec) >= floor)  # dequantizing keeps order
         if cells.size == 0:
             continue
-        dist = by_shape[(1, grid, grid, 4 * BINS)].reshape(-1, 4, BINS)[cells]
+        logits = _values(raw_logits[cells], logit_spec)
+        raw_dist, dist_spec = heads[(1, grid, grid, 4 * BINS)]
+        dist = _values(raw_dist.reshape(-1, 4 * BINS)[cells], dist_spec).reshape(-1, 4, BINS)
         dist = np.exp(dist - dist.max(axis=2, keepdims=True))
         sides = (dist / dist.sum(axis=2, keepdims=True)) @ np.arange(BINS, dtype=np.float32) * stride
         cx = (cells % grid + 0.5) * stride
         cy = (cells // grid + 0.5) * stride
         boxes.append(np.stack([cx - sides[:, 0], cy - sides[:, 1], cx + sides[:, 2], cy + sides[:, 3]], axis=1))
-        scores.append(1.0 / (1.0 + np.exp(-logits[cells])))
+        scores.append(1.0 / (1.0 + np.exp(-logits)))
     if not boxes:
         return np.zeros((0, 4), np.float32), np.zeros((0, len(COCO_LABELS)), np.float32)
     return np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32)
+
+
+def _values(part: np.ndarray, spec: TensorSpec | None) -> np.ndarray:
+    """Float values of part of an output: as given (float outputs) or dequantized with its tensor's spec."""
+    return part if spec is None else dequantized(spec, part)
 
 
 def unturned(boxes: np.ndarray, turns: int, side: int) -> np.ndarray:
@@ -204,7 +217,7 @@ class ObjectDetector:
         if turns % 4:
             pixels = cv2.rotate(pixels, ROTATIONS[turns % 4])
         floor = float(self.thresholds.min()) if min_score is None else min_score
-        boxes, scores = decode(self.model.run_pixels(pixels, PIXELS), floor)
+        boxes, scores = decode(self.model.run_pixels_raw(pixels, PIXELS), floor, self.model.outputs)
         return mapping.boxes_to_frame(unturned(boxes, turns, INPUT_SIZE)), scores
 
     def detect(

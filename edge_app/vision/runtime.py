@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 RUNTIMES = ("ai_edge_litert", "tflite_runtime")
+DELEGATE_NODE = "DELEGATE"  # the op name a delegate's partition of the graph gets in the node listing
 _INTERPRETER_MODULE = {
     "ai_edge_litert": "ai_edge_litert.interpreter",
     "tflite_runtime": "tflite_runtime.interpreter",
@@ -120,13 +123,20 @@ class TFLiteModel:
         runtime: str | None = None,
         expect_inputs: Sequence[Sequence[int]] | None = None,
         expect_outputs: Sequence[Sequence[int]] | None = None,
+        delegates: bool = True,
     ) -> None:
+        """``delegates=False`` runs on the reference kernels only (no XNNPACK): for comparing kernels."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model file {self.path} does not exist (run `make models` to build it)")
         self.runtime, interpreter_class = _interpreter_class(runtime)
+        options: dict[str, Any] = {}
+        if not delegates:
+            resolver = importlib.import_module(_INTERPRETER_MODULE[self.runtime]).OpResolverType
+            options["experimental_op_resolver_type"] = resolver.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self.delegate_parts: int | None = None  # graph parts XNNPACK runs, known after the first invoke
         try:
-            self._interpreter = interpreter_class(model_path=str(self.path), num_threads=threads)
+            self._interpreter = interpreter_class(model_path=str(self.path), num_threads=threads, **options)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"model file {self.path} is not a loadable TFLite model: {exc}") from exc
@@ -169,11 +179,16 @@ class TFLiteModel:
             raise ModelError(f"{self.path} takes {len(self.inputs)} inputs, got {len(inputs)}")
         for index, spec, value in zip(self._input_index, self.inputs, inputs, strict=True):
             self._interpreter.set_tensor(index, _to_tensor(spec, value))
-        return self._invoke()
+        return self.dequantize(self._invoke())
 
     def run_pixels(self, pixels: np.ndarray, how: PixelInput) -> list[np.ndarray]:
         """Run a one-input image model on RGB uint8 ``pixels``: the same input as ``run(how.reference(pixels))``,
         made by per-channel lookup tables straight to the input's dtype (no float image on the way)."""
+        return self.dequantize(self.run_pixels_raw(pixels, how))
+
+    def run_pixels_raw(self, pixels: np.ndarray, how: PixelInput) -> list[np.ndarray]:
+        """:meth:`run_pixels` with the outputs as the interpreter gives them (int8 for an int8 model), for a
+        caller that reads only part of them: :func:`dequantized` turns any part into the same float32 values."""
         import cv2  # the device has it; importing here keeps this module light for config checks
 
         spec = self.inputs[0]
@@ -182,11 +197,11 @@ class TFLiteModel:
             table = self._tables[how] = how.tables(spec)
         if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
             raise ModelError(f"{self.path} takes an RGB uint8 image, got {pixels.dtype} {pixels.shape}")
-        mapped = cv2.LUT(pixels, table.view(np.uint8) if table.dtype == np.int8 else table)
         h, w = pixels.shape[:2]
         shape = (1, 3, h, w) if how.channels_first else (1, h, w, 3)
         if shape != spec.shape:
             raise ModelError(f"input {spec.name} expects shape {spec.shape}, got {shape}")
+        mapped = cv2.LUT(pixels, table.view(np.uint8) if table.dtype == np.int8 else table)
         self._fill_input(mapped, how)
         return self._invoke()
 
@@ -207,18 +222,41 @@ class TFLiteModel:
             target[...] = mapped[..., ::-1] if how.bgr else mapped
 
     def _invoke(self) -> list[np.ndarray]:
+        """Run the interpreter on the input set; its outputs as stored (copies, in the file's output order)."""
         self._interpreter.invoke()
-        result = []
-        for index, spec in zip(self._output_index, self.outputs, strict=True):
-            raw = self._interpreter.get_tensor(index)
-            if spec.quantized:  # in place: one float array per output
-                values = raw.astype(np.float32)
-                values -= spec.zero_point
-                values *= spec.scale
-                result.append(values)
-            else:
-                result.append(raw.astype(np.float32, copy=False))
-        return result
+        if self.delegate_parts is None:
+            self._note_delegation()
+        return [self._interpreter.get_tensor(index) for index in self._output_index]
+
+    def dequantize(self, raw: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """float32 outputs from the interpreter's raw ones (file order)."""
+        return [dequantized(spec, values) for spec, values in zip(self.outputs, raw, strict=True)]
+
+
+    def _note_delegation(self) -> None:
+        """Count the graph parts the XNNPACK delegate took (the runtime applies it at the first invoke) and warn
+        once when it took none: the reference kernels are tens of times slower, a loop that cannot keep up."""
+        try:
+            nodes = self._interpreter._get_ops_details()
+        except Exception as exc:  # a runtime without the node listing: unknown, and said so once
+            log.info("model %s: cannot tell whether XNNPACK runs it (%s)", self.path.name, exc)
+            self.delegate_parts = -1
+            return
+        self.delegate_parts = sum(1 for node in nodes if node.get("op_name") == DELEGATE_NODE)
+        if self.delegate_parts == 0:
+            log.warning("model %s: the XNNPACK delegate took none of its %d operations; it runs on the reference "
+                        "kernels, typically 10-40x slower (delegates turned off, an unsupported operation, or a "
+                        "runtime built without XNNPACK)", self.path.name, len(nodes))
+
+
+def dequantized(spec: TensorSpec, raw: np.ndarray) -> np.ndarray:
+    """float32 values of an output tensor ``spec`` (all of it, or any rows of it) as the interpreter stored them."""
+    if not spec.quantized:
+        return raw.astype(np.float32, copy=False)
+    values = raw.astype(np.float32)  # in place from here: one float array
+    values -= spec.zero_point
+    values *= spec.scale
+    return values
 
 
 def _to_tensor(spec: TensorSpec, value: np.ndarray, check_shape: bool = True) -> np.ndarray:

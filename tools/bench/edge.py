@@ -46,6 +46,9 @@ STAGE_MODELS = {"detector": ("detector",), "crops": ("crops",), "pose": ("pose",
                 "face": ("face_detector", "face_landmarks"), "identity": ("face_embedding",)}
 
 
+MODEL_NAMES = ("detector", "pose", "face_detector", "face_landmarks", "face_embedding")
+
+
 class ModelClock:
     """Bench-only instrumentation: every model's interpreter invoke adds its wall time (ms) to ``spent``, by
     model (the model proper: input lookup tables and output decoding count as the loop's own cost). A
@@ -66,7 +69,7 @@ class ModelClock:
                 self._crop = False
 
         models.detector.detect = detect_watched  # type: ignore[method-assign]
-        for name in ("detector", "pose", "face_detector", "face_landmarks", "face_embedding"):
+        for name in MODEL_NAMES:
             model = getattr(models, name).model
             model._invoke = self._timed(name, model._invoke)
 
@@ -123,6 +126,9 @@ def print_report(report: dict[str, Any]) -> None:
     print(f"  loop efficiency {report['loop_efficiency']} (model time / loop time); {report['analysed_fps']} "
           f"frames/s; peak memory {report['peak_memory_mib']} MiB; evidence frames dropped "
           f"{report['evidence_dropped']}")
+    parts = ", ".join(f"{name} {count if count is not None else 'not run'}"
+                      for name, count in report["xnnpack_parts"].items())
+    print(f"  graph parts run by XNNPACK (0: reference kernels, -1: unknown): {parts}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "other_ms_total": round(loop_total - model_total, 1),
         "loop_efficiency": round(model_total / loop_total, 3) if loop_total else 0.0,
         "evidence_dropped": stats.evidence_dropped,
+        "xnnpack_parts": {name: getattr(models, name).model.delegate_parts for name in MODEL_NAMES},
     }
     print_report(report)
     write_report(report, args.out)

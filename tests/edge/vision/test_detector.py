@@ -14,6 +14,7 @@ from edge_app.vision.detector import (
     COCO_LABELS,
     INPUT_SIZE,
     OUTPUT_SHAPES,
+    PIXELS,
     ROTATIONS,
     STRIDES,
     ObjectDetector,
@@ -21,6 +22,7 @@ from edge_app.vision.detector import (
     decode,
     prepare,
     select,
+    stretch,
     unturned,
 )
 from edge_app.vision.runtime import ModelError
@@ -149,6 +151,21 @@ def test_decode_places_boxes_from_cell_centre_and_bins(
     expected = [cx - sides[0] * stride, cy - sides[1] * stride, cx + sides[2] * stride, cy + sides[3] * stride]
     np.testing.assert_allclose(boxes[0], expected, atol=1e-3)
     assert int(np.argmax(scores[0])) == 67 and scores[0, 67] == pytest.approx(1 / (1 + np.exp(-4.0)), rel=1e-5)
+
+
+@pytest.mark.parametrize("min_score", [0.05, 0.35])
+def test_decoding_the_int8_outputs_dequantizes_only_the_kept_cells_to_the_same_values(
+    models_dir: Path, photo: Photo, min_score: float
+) -> None:
+    model = ObjectDetector(models_dir / "detector.int8.tflite").model
+    pixels, _ = stretch(photo("bus.jpg"))
+    raw = model.run_pixels_raw(pixels, PIXELS)
+    assert {o.dtype for o in raw} == {np.dtype(np.int8)}
+    boxes, scores = decode(raw, min_score, model.outputs)
+    every_boxes, every_scores = decode(model.dequantize(raw), min_score)
+    assert len(boxes) > 4  # the bus and its four people at least
+    np.testing.assert_array_equal(boxes, every_boxes)
+    np.testing.assert_array_equal(scores, every_scores)
 
 
 def test_decode_skips_cells_below_the_floor() -> None:

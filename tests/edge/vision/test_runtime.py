@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -126,3 +127,21 @@ def test_run_pixels_refuses_other_images(models_dir: Path) -> None:
         model.run_pixels(np.zeros((416, 416, 3), np.float32), detector.PIXELS)
     with pytest.raises(ModelError, match=r"expects shape \(1, 3, 416, 416\)"):
         model.run_pixels(np.zeros((100, 416, 3), np.uint8), detector.PIXELS)
+
+
+@pytest.mark.parametrize("delegates", [True, False])
+def test_the_first_run_tells_whether_xnnpack_took_the_model(
+    models_dir: Path, runtime: str, delegates: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = TFLiteModel(models_dir / "pose.int8.tflite", threads=1, runtime=runtime, delegates=delegates)
+    assert model.delegate_parts is None  # the runtime applies XNNPACK at the first invoke
+    with caplog.at_level(logging.WARNING, logger="edge_app.vision.runtime"):
+        model.run(*[np.zeros(s.shape, np.float32) for s in model.inputs])
+        model.run(*[np.zeros(s.shape, np.float32) for s in model.inputs])
+    warnings = [r.getMessage() for r in caplog.records if "XNNPACK" in r.getMessage()]
+    if delegates:
+        assert model.delegate_parts is not None and model.delegate_parts >= 1
+        assert warnings == []
+    else:
+        assert model.delegate_parts == 0
+        assert len(warnings) == 1 and "pose.int8.tflite" in warnings[0] and "reference kernels" in warnings[0]
