@@ -150,10 +150,9 @@ def advance_all(session: Session, devices: Collection[Locked], known: Known, rea
         walking = again
 
 
-def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str, int, int]]:
-    """Flag holes older than ``gap_after`` seconds, every one of a device's in one run; (device, first missing,
-    last missing) for each."""
-    found = []
+def flag_gaps(session: Session, now: float, gap_after: float) -> list[Gap]:
+    """Flag holes older than ``gap_after`` seconds, every one of a device's in one run; the Gap kept for each."""
+    found: list[Gap] = []
     devices = session.scalars(select(Device.device_id).join(
         EventRow, (EventRow.device_id == Device.device_id) & (EventRow.seq > Device.last_seq)).distinct()).all()
     for device_id in sorted(devices):  # locked in the order batches lock them (no deadlock), and read again
@@ -165,10 +164,10 @@ def flag_gaps(session: Session, now: float, gap_after: float) -> list[tuple[str,
             row = session.scalar(select(EventRow).where(EventRow.device_id == device_id, EventRow.seq == first_after))
             if first_after is None or row is None or row.received_at > now - gap_after:
                 break
-            found.append((device_id, device.last_seq + 1, first_after - 1))
-            session.add(Gap(device_id=device_id, reason="missing", count=first_after - 1 - device.last_seq,
-                            first_seq=device.last_seq + 1, last_seq=first_after - 1, event_id=row.event_id,
-                            found_at=now))
+            gap = Gap(device_id=device_id, reason="missing", count=first_after - 1 - device.last_seq,
+                      first_seq=device.last_seq + 1, last_seq=first_after - 1, event_id=row.event_id, found_at=now)
+            session.add(gap)
+            found.append(gap)
             row.flag = row.flag or "gap"
             walker = Locked(device_id, device.public_key, first_after)  # on over what is stored above the hole
             advance_all(session, [walker], {}, {})

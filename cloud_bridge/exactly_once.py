@@ -12,6 +12,12 @@ At each CONNACK the unfinished rows go back into paho's queue: on a resumed sess
 PUBLISHed again with their id (DUP) and ``released`` rows get only a PUBREL. A broker without the session
 (it lost its state) has no copy: ``published`` rows go out as new, and ``released`` rows, which it may or may
 not have delivered, are published again, counted in ``ambiguous`` and logged.
+
+A broker may refuse a message at its PUBREC (MQTT 5 reason codes from 0x80: not authorized, quota exceeded,
+...). paho ignores that code and would send the PUBREL, which Mosquitto completes with a PUBCOMP as if the
+message had been delivered; here the exchange ends at such a PUBREC instead, the refusal is logged with its
+reason and counted in ``refused``, and the row goes back to ``new`` after a pause (doubling with each refusal
+in a row, up to a minute) for the relay to publish again: a refused alert is never marked sent.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import select, update
 
 from cloud_bridge.store import Store
@@ -33,19 +41,22 @@ log = logging.getLogger(__name__)
 MAX_ID = 65_535
 Row = tuple[int, str, bytes, bool]  # id, topic, payload, retain
 NEW, PUBLISHED, RELEASED = "new", "published", "released"
+REFUSED_PAUSE, REFUSED_PAUSE_MAX = 1.0, 60.0  # seconds before a refused message is published again
 
 
 class PacketIdClient(mqtt.Client):
     """paho's client, sending the packet id the bridge chose for a QoS 2 message and asking before each PUBREL.
 
     The one place that reaches into paho's private API (paho-mqtt 2.2, pinned): ``_mid_generate`` (overridden),
-    ``_send_pubrel`` (overridden), and ``_out_messages`` with ``_out_message_mutex`` (the queue of unfinished
-    messages that paho sends again at a CONNACK, read and restored here)."""
+    ``_send_pubrel`` (overridden), ``_out_messages`` with ``_out_message_mutex`` (the queue of unfinished
+    messages that paho sends again at a CONNACK, read and restored here), and ``_in_packet``,
+    ``_inflight_messages`` and ``_update_inflight`` to end an exchange whose PUBREC refused the message."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.held: set[int] = set()  # ids of unfinished QoS 2 rows: never handed to another message
         self.before_pubrel: Callable[[int], bool] = lambda _mid: True  # False: no PUBREL now (sent at reconnect)
+        self.on_refused: Callable[[int, ReasonCode], None] = lambda _mid, _reason: None  # a PUBREC refused it
         self._ids = threading.Lock()
         self._cursor = 0
         self._chosen = threading.local()
@@ -88,9 +99,34 @@ class PacketIdClient(mqtt.Client):
             return self._free()
 
     def _send_pubrel(self, mid: int) -> MQTTErrorCode:  # paho private: called on a PUBREC and at a CONNACK
+        refused = self._refusal()
+        if refused is not None:
+            return self._end_refused(mid, refused)
         if not self.before_pubrel(mid):
             return MQTTErrorCode.MQTT_ERR_SUCCESS
         return super()._send_pubrel(mid)
+
+    def _refusal(self) -> ReasonCode | None:
+        """The reason code of the PUBREC being handled when it refuses the message (MQTT 5, 0x80 and up); None
+        for an accepting one, or when no PUBREC is being handled (a CONNACK sends the PUBRELs again)."""
+        packet = self._in_packet  # paho private: the packet whose handler called _send_pubrel
+        body = bytes(packet.get("packet", b""))
+        if (self.protocol != MQTTProtocolVersion.MQTTv5 or packet.get("command", 0) & 0xF0 != mqtt.PUBREC
+                or len(body) < 3 or body[2] < 0x80):
+            return None
+        return ReasonCode(PacketTypes.PUBREC, identifier=body[2])
+
+    def _end_refused(self, mid: int, reason: ReasonCode) -> MQTTErrorCode:
+        """End the exchange of a refused message without a PUBREL (MQTT 5: the broker has nothing to release),
+        as paho ends a completed one (its slot in flight freed), and say so to ``on_refused``."""
+        rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+        with self._out_message_mutex:  # a re-entrant lock, held by paho's PUBREC handler
+            if self._out_messages.pop(mid, None) is not None:
+                self._inflight_messages -= 1
+                if self._max_inflight_messages > 0:
+                    rc = self._update_inflight()
+        self.on_refused(mid, reason)
+        return rc
 
     def restore(self, rows: Sequence[tuple[int, str, bytes, bool, str]], session_present: bool) -> None:
         """Put unfinished QoS 2 rows (packet id, topic, payload, retain, state) in paho's queue as the store
@@ -133,7 +169,9 @@ class ExactlyOnce:
         self._state = threading.Lock()
         self._waiting: dict[int, int] = {}  # packet id -> row id, until the PUBCOMP
         self._done: dict[int, int] = {}  # row id -> packet id: PUBCOMP received, not yet recorded
-        client.before_pubrel = self._released
+        self.refused = 0  # messages the broker refused at their PUBREC (published again after a pause)
+        self._refusals = 0  # refusals since the last completed exchange (the pause doubles with each)
+        client.before_pubrel, client.on_refused = self._released, self._refused
         client.hold(mid for _row, mid, *_rest in self._unfinished())
 
     def _mine(self) -> Any:
@@ -179,6 +217,36 @@ class ExactlyOnce:
                     sent += 1
             return sent
 
+    def _refused(self, mid: int, reason: ReasonCode) -> None:
+        """The broker refused the message at its PUBREC: nothing was delivered; its row goes back to new after
+        a pause (the relay publishes it again)."""
+        with self._state:
+            row_id = self._waiting.pop(mid, None)
+            self.refused += 1
+            self._refusals += 1
+            pause = min(REFUSED_PAUSE_MAX, REFUSED_PAUSE * 2 ** min(self._refusals - 1, 10))
+        if row_id is None:
+            return
+        log.error("exactly once: the broker refused message %d at its PUBREC (%s); published again in %.0f s",
+                  row_id, reason, pause)
+        timer = threading.Timer(pause, self._unclaim_refused, (row_id, mid))
+        timer.daemon = True
+        timer.start()
+
+    def _unclaim_refused(self, row_id: int, mid: int) -> None:
+        with self._state:
+            if mid in self._waiting:  # taken up again at a reconnect meanwhile: in flight once more
+                return
+        try:
+            with self.store.session() as session, session.begin():
+                session.execute(update(OutboxMessage).where(
+                    OutboxMessage.id == row_id, OutboxMessage.packet_id == mid, OutboxMessage.sent_at.is_(None))
+                    .values(packet_id=None, publisher=None, state=NEW))
+        except Exception as exc:  # the store is away: the row keeps its id and goes again at the next CONNACK
+            log.warning("exactly once: refused message %d not put back (%s)", row_id, exc)
+            return
+        self.client.release([mid])
+
     def _unclaim(self, row_id: int, mid: int) -> None:
         """A claimed row paho would not queue: back to new, its id freed."""
         log.warning("exactly once: message %d not queued by paho (retried)", row_id)
@@ -210,6 +278,7 @@ class ExactlyOnce:
             row_id = self._waiting.pop(mid, None)
             if row_id is not None:
                 self._done[row_id] = mid
+                self._refusals = 0
 
     def take_done(self) -> dict[int, int]:
         """Rows whose PUBCOMP came (row id -> packet id), for the outbox to mark sent and then :meth:`recorded`."""

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -41,7 +41,7 @@ from cloud_bridge.chain import (
 from cloud_bridge.dead_letters import DeadLetters, source_of
 from cloud_bridge.signatures import SodiumKey
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import Device, EventRow
+from cloud_bridge.store.models import Device, EventRow, Gap
 from cloud_bridge.units import revoked_among
 from edge_app.protocol import DEVICE_ID, PREFIX, Event, ProtocolError, decode_event
 
@@ -61,11 +61,22 @@ class Outcome:
     extra: Any = None  # what ``also`` returned
 
 
+class GapNotices(Protocol):
+    """Who hears of lost events as they are found and filled (the proctors of paired units)."""
+
+    def record_gaps(self, session: Session, found: Sequence[Gap], filled: Sequence[Gap]) -> int:
+        """Add notices of gaps ``found`` and ``filled`` inside the caller's transaction; how many were added."""
+
+    def notify(self) -> None:
+        """The notices are committed."""
+
+
 class Ingestor:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time,
-                 dead_letters: DeadLetters | None = None) -> None:
+                 dead_letters: DeadLetters | None = None, gap_notices: GapNotices | None = None) -> None:
         self.store, self.clock = store, clock
         self.dead_letters = dead_letters or DeadLetters(store, clock)
+        self.gap_notices = gap_notices
         self._keys: dict[str, tuple[str, SodiumKey]] = {}  # device -> (PEM, parsed key)
 
     def register(self, device_id: str, public_pem: str, password_hash: str | None = None) -> None:
@@ -196,6 +207,8 @@ class Ingestor:
                                          if event.seq <= devices[event.device_id].last_seq], now)
             self._advance(session, devices, events.values(), known, (event for _i, event, _f in stored), now)
             extras = also(session, [(event, flag) for _index, event, flag in stored]) if also and stored else []
+            # after the late events' own alerts: they arrived, then nothing was lost
+            told = self.gap_notices.record_gaps(session, [], filled) if filled and self.gap_notices else 0
             for number, (index, event, flag) in enumerate(stored):
                 outcomes[index] = Outcome("stored", flag, event, extras[number] if also else None)
             for index, reason, detail in sorted(rejects, key=lambda r: (source_of(messages[r[0]][0]), r[1])):
@@ -204,6 +217,8 @@ class Ingestor:
         for gap in filled:
             log.info("device %s: events %s..%s arrived after all: gap filled", gap.device_id, gap.first_seq,
                      gap.last_seq)
+        if told and self.gap_notices is not None:
+            self.gap_notices.notify()
         done = [outcome for outcome in outcomes if outcome is not None]
         assert len(done) == len(messages), "every message has an outcome"
         return done
@@ -257,9 +272,13 @@ class Ingestor:
     def flag_gaps(self, gap_after: float = 30.0) -> list[tuple[str, int, int]]:
         """Flag sequence holes that lasted ``gap_after`` seconds (events lost on the way); each is logged once."""
         with self.store.write_transaction() as session:
-            found = flag_gaps(session, self.clock(), gap_after)
+            gaps = flag_gaps(session, self.clock(), gap_after)
+            found = [(gap.device_id, int(gap.first_seq or 0), int(gap.last_seq or 0)) for gap in gaps]
+            told = self.gap_notices.record_gaps(session, gaps, []) if gaps and self.gap_notices else 0
         for device_id, first, last in found:
             log.warning("device %s: events %d..%d never arrived", device_id, first, last)
+        if told and self.gap_notices is not None:
+            self.gap_notices.notify()
         return found
 
 

@@ -2,9 +2,12 @@
 
 Every stored event of a device paired with an active session becomes a proctor alert (once: the event id
 is unique), with the exam, session and candidate. ``device_offline`` is raised here, by the bridge, when a
-paired device's last will arrives or it falls silent, and ended when it is back. Each alert's republish is
-written to the bridge's outbox (cloud_bridge/outbox.py) in the alert's own transaction and published after
-the commit, so a bridge that dies in between publishes it when it is back; alerts go at QoS 2, exactly once.
+paired device's last will arrives or it falls silent, and ended when it is back; ``events_missing`` when a
+hole in a paired device's sequence numbers has lasted (events lost on the way, flagged ``gap``), and ended
+if they arrive after all (a unit sends what the bridge has not receipted again after a reconnect). Each
+alert's republish is written to the bridge's outbox (cloud_bridge/outbox.py) in the alert's own transaction
+and published after the commit, so a bridge that dies in between publishes it when it is back; alerts go at
+QoS 2, exactly once.
 """
 
 from __future__ import annotations
@@ -14,22 +17,29 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloud_bridge.outbox import BridgeOutbox
 from cloud_bridge.outbox import Publish as Publish
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import ExamSession, ProctorAlert
+from cloud_bridge.store.models import ExamSession, Gap, ProctorAlert
 from edge_app.protocol import VERSION, Event, proctor_topic
 
 log = logging.getLogger(__name__)
 Recorded = tuple[ProctorAlert, str]  # the alert row and its candidate
 ALERT_QOS = 2  # exactly once to QoS 2 subscribers (cloud_bridge/exactly_once.py)
+GAP_KIND = "events_missing"  # raised by the bridge: events of a paired unit lost on the way
+GAP_IDS = uuid.UUID("5d1c0a52-6b1f-4c1e-9a51-6e76696769c0")  # names a gap's alert id (start and end agree)
+
+
+def gap_alert_id(gap: Gap) -> str:
+    """The ``events_missing`` alert id of a hole: the same when it is flagged and when it fills."""
+    return uuid.uuid5(GAP_IDS, f"{gap.device_id}:{gap.first_seq}:{gap.last_seq}").hex
 
 
 def alert_message(row: ProctorAlert, candidate_id: str) -> dict[str, Any]:
@@ -73,10 +83,7 @@ class ProctorFeed:
     def record_batch(self, session: Session, stored: list[tuple[Event, str | None]]) -> list[Recorded | None]:
         """:meth:`record` for a batch of events being stored (with their chain flags) in one transaction: one
         read of their devices' sessions, one insert of the alerts and one of their outbox rows."""
-        table = ExamSession.__table__.c  # Core columns: the sessions' names, not their photos
-        active = {row.device_id: row for row in session.connection().execute(
-            select(table.device_id, table.session_id, table.exam_id, table.candidate_id).where(
-                table.device_id.in_({event.device_id for event, _flag in stored}), table.state == "paired"))}
+        active = self._paired(session, {event.device_id for event, _flag in stored})
         recorded: list[Recorded | None] = []
         for event, flag in stored:
             paired = active.get(event.device_id)
@@ -93,6 +100,36 @@ class ProctorFeed:
             self.outbox.add_many(session, [(proctor_topic(row.exam_id), encode_alert(alert_message(row, candidate)))
                                            for row, candidate in alerts], qos=ALERT_QOS)
         return recorded
+
+    @staticmethod
+    def _paired(session: Session, devices: Collection[str]) -> dict[str, Row[Any, Any, Any, Any]]:
+        """The active session (ids, exam, candidate) of each of ``devices`` that is paired."""
+        table = ExamSession.__table__.c  # Core columns: the sessions' names, not their photos
+        return {row.device_id: row for row in session.connection().execute(
+            select(table.device_id, table.session_id, table.exam_id, table.candidate_id).where(
+                table.device_id.in_(set(devices)), table.state == "paired"))}
+
+    def record_gaps(self, session: Session, found: Sequence[Gap], filled: Sequence[Gap]) -> int:
+        """Start ``events_missing`` (flagged ``gap``) for each hole ``found`` in a paired device's events, and end
+        it for each hole ``filled`` whose start its session was told, in the caller's transaction (the gap's own);
+        how many alerts were added (call :meth:`notify` after the commit)."""
+        active = self._paired(session, {gap.device_id for gap in [*found, *filled]})
+        now, added = self.clock(), 0
+        for gap, start in [*((g, True) for g in found), *((g, False) for g in filled)]:
+            paired = active.get(gap.device_id)
+            if paired is None:
+                continue
+            alert_id = gap_alert_id(gap)
+            if not start and session.scalar(select(ProctorAlert.id).where(
+                    ProctorAlert.session_id == paired.session_id, ProctorAlert.alert_id == alert_id).limit(1)) is None:
+                continue  # found while the unit was not in this session: nothing to end
+            self._add(session, ProctorAlert(
+                session_id=paired.session_id, exam_id=paired.exam_id, device_id=gap.device_id, event_id=None,
+                alert_id=alert_id, kind=GAP_KIND, phase="start" if start else "end", severity="warning",
+                confidence=1.0, time_ms=int(now * 1000), evidence=None, flag="gap" if start else None,
+                created_at=now), paired.candidate_id)
+            added += 1
+        return added
 
     def _add(self, session: Session, row: ProctorAlert, candidate: str) -> None:
         session.add(row)

@@ -31,9 +31,10 @@ class RiskWeights(BaseModel):
     kinds: dict[str, float] = Field(default_factory=lambda: {
         "phone": 1.0, "extra_person": 1.0, "material": 0.8, "identity_mismatch": 1.0, "speech_keyword": 0.6,
         "talking": 0.4, "camera_tamper": 0.8, "left_zone": 0.5, "absent": 0.5, "gaze_away": 0.3,
-        "loud_audio": 0.1, "device_offline": 0.0, "events_refused": 0.0},
-        description="weight of a second of each alert kind (a kind not listed weighs 0.5); device_offline and "
-                    "events_refused count under health instead")
+        "loud_audio": 0.1, "device_offline": 0.0, "events_refused": 0.0,
+        "events_missing": 0.0},
+        description="weight of a second of each alert kind (a kind not listed weighs 0.5); device_offline, "
+                    "events_refused and events_missing count under health instead")
     severities: dict[str, float] = Field(default_factory=lambda: {"info": 0.25, "warning": 0.6, "critical": 1.0},
                                          description="factor of each severity")
     min_alert_seconds: float = Field(default=2.0, gt=0, description="an alert counts at least this long")

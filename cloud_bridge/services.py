@@ -38,7 +38,7 @@ class Services:
         outbox = BridgeOutbox(store, publish)  # proctor alerts and commands, published after their commit
         feed = ProctorFeed(store, outbox=outbox)
         health = Health(store, feed, offline_after, offline_grace)
-        ingestor = Ingestor(store)
+        ingestor = Ingestor(store, gap_notices=feed)  # the proctors hear of lost events as they are found
         sessions = Sessions(store, pairing_ttl)
         sessions.base_rules = dict(rules or {})  # a session's rules are checked over these, as they are sent
         commands = DeviceCommands(outbox, key) if publish is not None and key is not None else None

@@ -1,20 +1,25 @@
 """Proctor alerts exactly once (cloud_bridge/exactly_once.py) through a real Mosquitto to a QoS 2 proctor: a
 publisher process SIGKILLed at each point of the QoS 2 exchange, and a broker restarted mid-stream; packet ids
-never reused while a row holds one, wrapping at 65535."""
+never reused while a row holds one, wrapping at 65535; an alert the broker refuses at its PUBREC."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from cloud_bridge.exactly_once import PacketIdClient
+from cloud_bridge.exactly_once import ExactlyOnce, PacketIdClient
 from cloud_bridge.mqtt import Publisher
 from cloud_bridge.outbox import BridgeOutbox
 from cloud_bridge.store import Store
@@ -22,6 +27,7 @@ from cloud_bridge.store.models import OutboxMessage
 from tests.bridge.test_broker_qos2 import TOPIC, Subscriber
 from tests.bridge.test_consumers import mqtt_config
 from tests.mosquitto import Mosquitto, wait_for
+from tools.mosquitto import anonymous_conf, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "eo-t"
@@ -84,6 +90,23 @@ def relay(outbox: BridgeOutbox) -> tuple[threading.Event, threading.Thread]:
     return stop, thread
 
 
+@contextmanager
+def relaying(store: Store, broker: Mosquitto, prefix: str) -> Iterator[tuple[Publisher, BridgeOutbox, ExactlyOnce]]:
+    """A publisher started with its outbox (unsent rows published at once) and the outbox's relay; stopped after."""
+    publisher = Publisher(mqtt_config(broker, prefix))
+    outbox = BridgeOutbox(store, publisher.publish, stale_after=0.0)
+    once = outbox.exactly_once
+    assert once is not None
+    stop, thread = relay(outbox)
+    publisher.start()
+    try:
+        yield publisher, outbox, once
+    finally:
+        stop.set()
+        thread.join(5)
+        publisher.stop()
+
+
 @pytest.mark.parametrize(("point", "state"), [("pubrec", "published"), ("pubrel", "released"),
                                               ("pubcomp", "released")])
 def test_a_publisher_killed_inside_a_qos2_exchange_delivers_each_alert_once_after_its_restart(
@@ -100,13 +123,7 @@ def test_a_publisher_killed_inside_a_qos2_exchange_delivers_each_alert_once_afte
         assert before[nth - 1][2] == state  # killed where the test meant: the row's committed state
         if point == "pubcomp":  # delivered before the kill: the restart must not deliver it again
             wait_for(lambda: len(proctor.payloads) >= nth, what="the alerts completed before the kill")
-        publisher = Publisher(mqtt_config(broker, PREFIX))
-        outbox = BridgeOutbox(store, publisher.publish, stale_after=0.0)
-        once = outbox.exactly_once
-        assert once is not None
-        stop, thread = relay(outbox)
-        publisher.start()
-        try:
+        with relaying(store, broker, PREFIX) as (_publisher, outbox, once):
             wait_for(lambda: outbox.pending() == 0, 20, "the unfinished alerts after the restart")
             with store.session() as session, session.begin():  # and new ones after them
                 outbox.add_many(session, [(TOPIC, f"later-{n}".encode()) for n in range(5)], qos=2)
@@ -116,10 +133,6 @@ def test_a_publisher_killed_inside_a_qos2_exchange_delivers_each_alert_once_afte
             assert sorted(got) == sorted(expected)  # each exactly once
             assert once.resumed == count and once.ambiguous == 0
             assert all(mid is None and sent is not None for _id, mid, _s, sent in rows(store))  # ids freed
-        finally:
-            stop.set()
-            thread.join(5)
-            publisher.stop()
     finally:
         proctor.close()
         store.close()
@@ -140,21 +153,13 @@ def test_a_broker_that_lost_the_session_gets_published_rows_as_new_and_released_
         saved.unlink()
     broker.start()
     proctor = Subscriber(broker.port)
-    publisher = Publisher(mqtt_config(broker, PREFIX))
-    outbox = BridgeOutbox(store, publisher.publish, stale_after=0.0)
-    once = outbox.exactly_once
-    assert once is not None
-    stop, thread = relay(outbox)
-    publisher.start()
     try:
-        wait_for(lambda: outbox.pending() == 0, 20, "the unfinished alerts after the restart")
-        got = proctor.settled(broker.port, b"probe")
-        assert sorted(got) == sorted(f"alert-{n}".encode() for n in range(count))  # none lost
-        assert once.ambiguous == released and once.resumed == count  # the released ones counted as in doubt
+        with relaying(store, broker, PREFIX) as (_publisher, outbox, once):
+            wait_for(lambda: outbox.pending() == 0, 20, "the unfinished alerts after the restart")
+            got = proctor.settled(broker.port, b"probe")
+            assert sorted(got) == sorted(f"alert-{n}".encode() for n in range(count))  # none lost
+            assert once.ambiguous == released and once.resumed == count  # the released ones counted as in doubt
     finally:
-        stop.set()
-        thread.join(5)
-        publisher.stop()
         proctor.close()
         store.close()
 
@@ -232,3 +237,44 @@ def test_a_packet_id_is_held_by_one_row_of_a_publisher_at_a_time(store: Store) -
         row.packet_id, row.sent_at = None, 1.0
         session.add(OutboxMessage(topic=TOPIC, payload=b"d", qos=2, retain=False, created_at=0.0, packet_id=7,
                                   publisher="p-pub", state="published"))
+
+
+def test_an_alert_the_broker_refuses_at_its_pubrec_is_not_marked_sent_and_goes_again(tmp_path: Path) -> None:
+    """Mosquitto answers a QoS 2 PUBLISH its ACL denies with a PUBREC "not authorized"; paho alone would send
+    the PUBREL and take the PUBCOMP for a delivery. Here the row stays unsent and is published again after a
+    pause, so once the rights are fixed (the ACL reloaded) every alert arrives, each once."""
+    acl, port = tmp_path / "acl", free_port()
+    acl.write_text("topic readwrite invigil/v1/proctor/open/#\ntopic read invigil/v1/proctor/closed/#\n")
+    broker = Mosquitto(tmp_path / "broker", anonymous_conf(port, tmp_path / "broker" / "data") + f"acl_file {acl}\n")
+    broker.start()
+    got: list[bytes] = []
+    proctor = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="refusal-proctor",
+                          protocol=MQTTProtocolVersion.MQTTv5)
+    proctor.on_message = lambda _c, _u, message: got.append(bytes(message.payload))
+    proctor.connect("127.0.0.1", port)
+    proctor.subscribe("invigil/v1/proctor/#", qos=2)
+    proctor.loop_start()
+    store, stack = Store(f"sqlite:///{tmp_path / 'bridge.db'}"), ExitStack()
+    try:
+        publisher, outbox, once = stack.enter_context(relaying(store, broker, "refusals"))
+        assert publisher.connected.wait(10)
+        closed = [("invigil/v1/proctor/closed/alerts", f"closed-{n}".encode()) for n in range(3)]
+        opened = [("invigil/v1/proctor/open/alerts", f"open-{n}".encode()) for n in range(2)]
+        with store.session() as session, session.begin():
+            outbox.add_many(session, closed + opened, qos=2)
+        wait_for(lambda: once.refused >= 3, 10, "the broker's refusals")
+        wait_for(lambda: outbox.pending() == 3, 10, "the accepted alerts marked sent")
+        assert all(sent is None for _id, _mid, _state, sent in rows(store)[:3])  # refused: never marked sent
+        assert sorted(got) == [b"open-0", b"open-1"]
+        acl.write_text("topic readwrite invigil/v1/proctor/#\n")
+        os.kill(broker.pid, signal.SIGHUP)  # the rights fixed: the refused alerts go through at their retry
+        wait_for(lambda: outbox.pending() == 0, 30, "the refused alerts published again")
+        wait_for(lambda: len(got) >= 5, 10, "the refused alerts at the proctor")
+        assert sorted(got) == sorted(payload for _topic, payload in closed + opened)  # each once
+        assert all(mid is None for _id, mid, _state, _sent in rows(store))  # packet ids freed
+    finally:
+        stack.close()
+        proctor.loop_stop()
+        proctor.disconnect()
+        store.close()
+        broker.kill()

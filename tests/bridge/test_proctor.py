@@ -7,12 +7,13 @@ import threading
 
 import pytest
 
+from cloud_bridge.ingest import Ingestor
 from cloud_bridge.proctor import ProctorFeed
 from cloud_bridge.sessions import Sessions, SessionView
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import ProctorAlert
 from edge_app.protocol import Event, new_event_id, proctor_topic
-from tests.bridge.parts import PHOTO, T0, Clock, Published, count
+from tests.bridge.parts import PHOTO, T0, Clock, Published, count, event_payloads, register
 
 TOPIC = proctor_topic("math-101")
 
@@ -144,3 +145,51 @@ def test_waiters_wake_on_a_change(sessions: Sessions, feed: ProctorFeed) -> None
     waiter.join(10.0)
     assert woke == [seen + 1]
     assert feed.wait(seen + 1, 0.01) == seen + 1  # nothing new: returns at its timeout with the same version
+
+
+def test_proctors_hear_of_lost_events_when_found_and_when_they_arrive_after_all(
+        store: Store, sessions: Sessions, feed: ProctorFeed, clock: Clock, published: Published) -> None:
+    register(store, "unit-1")
+    register(store, "unit-2")
+    view = paired(sessions)
+    paired(sessions, "unit-2", exam="art-202", candidate="cand-9")
+    ingest, payloads = Ingestor(store, clock=clock, gap_notices=feed), event_payloads(6)
+
+    def send(seq: int) -> str:
+        return ingest.handle("invigil/v1/dev/unit-1/event", payloads[seq - 1], feed.record_batch).status
+
+    for seq in (1, 2, 5, 6):
+        assert send(seq) == "stored"
+    clock.advance(10)
+    assert ingest.flag_gaps(30) == []  # a hole younger than gap_after: perhaps still on its way
+    clock.advance(25)
+    assert ingest.flag_gaps(30) == [("unit-1", 3, 4)]
+    missing = [m for m in feed.alerts("math-101") if m["kind"] == "events_missing"]
+    assert [(m["phase"], m["severity"], m["flag"], m["event"], m["session"], m["t"]) for m in missing] == [
+        ("start", "warning", "gap", None, view.session_id, int((T0 + 35) * 1000))]
+    assert ingest.flag_gaps(30) == []  # told once
+    assert send(3) == "stored"  # 3 of 3..4: still lost
+    assert [m["kind"] for m in feed.alerts("math-101")][-1] == "phone"
+    clock.advance(5)
+    assert send(4) == "stored"  # 4: nothing lost after all
+    ended = feed.alerts("math-101")[-1]
+    assert (ended["kind"], ended["phase"], ended["alert"], ended["flag"]) == (
+        "events_missing", "end", missing[0]["alert"], None)
+    on_topic = [json.loads(payload) for _topic, payload, _qos, _retain in published.on(TOPIC)]
+    assert [(m["kind"], m["phase"]) for m in on_topic if m["kind"] == "events_missing"] == [
+        ("events_missing", "start"), ("events_missing", "end")]
+    assert feed.alerts("art-202") == []  # another unit's exam hears nothing of it
+
+
+def test_a_gap_of_an_unpaired_unit_reaches_no_proctor(store: Store, sessions: Sessions, feed: ProctorFeed,
+                                                      clock: Clock, published: Published) -> None:
+    register(store, "unit-1")
+    ingest, payloads = Ingestor(store, clock=clock, gap_notices=feed), event_payloads(3)
+    for seq in (1, 3):
+        ingest.handle("invigil/v1/dev/unit-1/event", payloads[seq - 1], feed.record_batch)
+    clock.advance(60)
+    assert ingest.flag_gaps(30) == [("unit-1", 2, 2)]
+    paired(sessions)  # paired after the gap was found: its filling has no start to end
+    assert ingest.handle("invigil/v1/dev/unit-1/event", payloads[1], feed.record_batch).status == "stored"
+    assert [m["kind"] for m in feed.alerts("math-101")] == ["phone"]
+    assert count(store, ProctorAlert) == 1

@@ -27,6 +27,7 @@
     speech_keyword: "Keyword spoken",
     device_offline: "Camera unit offline",
     events_refused: "Alerts the unit could not store",
+    events_missing: "Events lost between the unit and the bridge",
   };
   const SEVERITIES = { info: "Info", warning: "Warning", critical: "Critical" };
   const SEVERITY_RANK = { info: 0, warning: 1, critical: 2 };
