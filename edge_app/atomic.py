@@ -3,7 +3,9 @@
 A power cut leaves either the old file or the whole new one. Used for evidence, the device key, and the
 build tools' outputs (scenarios, gate results, evaluation reports). A temp name carries the id of the
 process writing it, and the process knows which of its temp files it is writing now, so a sweep for the
-leftovers of a crash (:func:`abandoned`) never takes a file still being written.
+leftovers of a crash (:func:`abandoned`) never takes a file still being written. After a power cut the id
+in a leftover's name may belong to a new, unrelated process: a temp file untouched for STALE_TEMP seconds is
+a leftover whoever holds that id (no write here leaves its file idle that long).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 TEMP_MARK = ".tmp"
+STALE_TEMP = 3600.0  # seconds without a write after which another process's temp file is a leftover
 WRITER = re.compile(r"\.([0-9]{1,10})-[0-9a-f]{8}\.tmp")  # the writing process's id in a temp name
 _writing: set[str] = set()  # names of the temp files this process is writing now
 _writing_lock = threading.Lock()
@@ -44,9 +47,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def abandoned(path: Path) -> bool:
+def abandoned(path: Path, now: float) -> bool:
     """True for a temp file no one is writing: this process's when it is not writing it now, another
-    process's when that process has ended (or the name says no process: written before names did)."""
+    process's when that process has ended or the file has not changed for STALE_TEMP seconds before ``now``
+    (its id reused after a reboot), or the name says no process (written before names did)."""
     found = WRITER.search(path.name)
     if found is None:
         return True
@@ -54,7 +58,12 @@ def abandoned(path: Path) -> bool:
     if pid == os.getpid():
         with _writing_lock:
             return path.name not in _writing
-    return not _alive(pid)
+    if not _alive(pid):
+        return True
+    try:
+        return now - path.stat().st_mtime > STALE_TEMP
+    except OSError:  # gone meanwhile: nothing to sweep
+        return False
 
 
 def _fsync(path: Path) -> None:

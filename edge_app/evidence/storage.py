@@ -2,10 +2,11 @@
 
 Layout: ``<directory>/<YYYYMMDD>/<alert_id>.jpg`` and ``.avi`` (UTC date). A file is written under a
 hidden temp name in the same folder, fsynced, then renamed over its final name, so a power cut leaves
-either the whole file or none; leftover temp files (of a process that ended, or of this one that is not
-writing them now: :func:`edge_app.atomic.abandoned`) are removed by :func:`enforce`, never a clip still being
-written. Only names of that layout are ever deleted, so a misconfigured directory cannot lose anyone
-else's files. Ages for retention hold when the clock is stepped (:mod:`edge_app.evidence.dating`).
+either the whole file or none; leftover temp files (of a process that ended, of this one that is not
+writing them now, or idle for an hour under a process id taken again after a reboot:
+:func:`edge_app.atomic.abandoned`) are removed by :func:`enforce`, never a clip still being written. Only
+names of that layout are ever deleted, so a misconfigured directory cannot lose anyone else's files. Ages
+for retention hold when the clock is stepped (:mod:`edge_app.evidence.dating`).
 """
 
 from __future__ import annotations
@@ -138,7 +139,7 @@ def enforce(directory: Path, now_wall: float, retention_seconds: float, quota_by
     files were removed. Never raises for file-system trouble: it logs and goes on.
     """
     files, temps = scan(directory)
-    removed = sum(_remove(t) for t in temps if abandoned(t))
+    removed = sum(_remove(t) for t in temps if abandoned(t, now_wall))
     aged = age or (lambda f: wall_age(now_wall, f.mtime))
     kept: list[StoredFile] = []
     for f in sorted(files, key=lambda f: f.order):

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_app.atomic import STALE_TEMP
 from edge_app.evidence import EvidenceError
 from edge_app.evidence.clip import write_clip
 from edge_app.evidence.jpeg import encode_jpeg
@@ -198,6 +199,17 @@ def test_only_abandoned_temp_files_are_swept(tmp_path: Path) -> None:
         live.stdin.close()
         live.wait(timeout=30)
     assert enforce(tmp_path, T0, retention_seconds=DAY, quota_bytes=1e9) == 1  # once that process has ended
+
+
+def test_a_leftover_whose_process_id_is_taken_again_is_swept_once_it_has_lain_idle(tmp_path: Path) -> None:
+    """After a power cut the writer's id may name a new process (here this test's parent, alive): the
+    leftover goes once it has not changed for STALE_TEMP seconds; a file written a moment ago stays."""
+    name = f"20251009/.a1.{os.getppid()}-0badc0de.tmp.avi"
+    _evidence(tmp_path, name, 50, T0)
+    assert enforce(tmp_path, T0 + STALE_TEMP - 60, retention_seconds=7 * DAY, quota_bytes=1e9) == 0
+    assert _all_files(tmp_path) == [name]
+    assert enforce(tmp_path, T0 + STALE_TEMP + 60, retention_seconds=7 * DAY, quota_bytes=1e9) == 1
+    assert _all_files(tmp_path) == []
 
 
 def test_a_date_before_the_clock_was_ever_set_is_not_an_age(tmp_path: Path) -> None:
