@@ -83,11 +83,11 @@ class PacketIdClient(mqtt.Client):
         with self._ids:
             self.held.difference_update(mids)
 
-    def publish_as(self, mid: int, topic: str, payload: bytes, retain: bool) -> mqtt.MQTTMessageInfo:
-        """A QoS 2 publish with packet id ``mid`` (reserved by the caller)."""
+    def publish_as(self, mid: int, topic: str, payload: bytes, retain: bool, qos: int = 2) -> mqtt.MQTTMessageInfo:
+        """A publish with packet id ``mid`` (reserved by the caller)."""
         self._chosen.mid = mid
         try:
-            return self.publish(topic, payload, qos=2, retain=retain)
+            return self.publish(topic, payload, qos=qos, retain=retain)
         finally:
             self._chosen.mid = None
 

@@ -213,6 +213,29 @@ class Consumer:
             self.handled += 1
 
 
+class Publication:
+    """What :meth:`Publisher.publish` returns for a QoS 1 message: paho's message info, and ``refused``, the
+    reason code of a PUBACK that refused the message (MQTT 5, 0x80 and up: not authorized, quota exceeded),
+    which paho counts as published all the same."""
+
+    __slots__ = ("info", "refused")
+
+    def __init__(self, info: mqtt.MQTTMessageInfo) -> None:
+        self.info = info
+        self.refused: ReasonCode | None = None
+
+    @property
+    def mid(self) -> int:
+        return self.info.mid
+
+    @property
+    def rc(self) -> int:
+        return int(self.info.rc)
+
+    def is_published(self) -> bool:
+        return self.info.is_published()
+
+
 class Publisher:
     """Publishes commands (QoS 1) and proctor alerts (QoS 2, exactly once through :meth:`exactly_once`) on a
     persistent session; messages wait in paho's queue while disconnected."""
@@ -229,6 +252,8 @@ class Publisher:
         self.client.on_publish = self._on_publish
         self.client.on_disconnect = lambda *_a: self.connected.clear()
         self._exactly_once: ExactlyOnce | None = None
+        self._awaiting: dict[int, Publication] = {}  # QoS 1 messages by packet id, until their PUBACK
+        self._lock = threading.Lock()
 
     def exactly_once(self, store: Store) -> ExactlyOnce:
         """This publisher's QoS 2 outbox rows in ``store`` (one per publisher; made before :meth:`start`)."""
@@ -258,12 +283,33 @@ class Publisher:
                 log.exception("bridge publisher: unfinished QoS 2 messages not taken up from the store")
         self.connected.set()
 
-    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, _reason: ReasonCode,
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
                     _properties: Properties) -> None:
-        if self._exactly_once is not None:
+        with self._lock:
+            publication = self._awaiting.pop(mid, None)
+        if publication is not None:
+            if reason.is_failure:
+                publication.refused = reason
+                log.warning("bridge publisher: the broker refused message %d at its PUBACK (%s)", mid, reason)
+        elif self._exactly_once is not None:
             self._exactly_once.completed(mid)
 
-    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:
+    def publish(self, topic: str, payload: bytes, qos: int = 1,
+                retain: bool = False) -> mqtt.MQTTMessageInfo | Publication:
         """Queue a message; the returned info's ``is_published()`` turns true on the broker's PUBACK (QoS 2: its
-        PUBCOMP; the outbox sends its QoS 2 rows through :meth:`exactly_once` instead)."""
-        return self.client.publish(topic, payload, qos=qos, retain=retain)
+        PUBCOMP; the outbox sends its QoS 2 rows through :meth:`exactly_once` instead). A QoS 1 message's is a
+        :class:`Publication`, whose ``refused`` says when that PUBACK refused it."""
+        if qos != 1:
+            return self.client.publish(topic, payload, qos=qos, retain=retain)
+        mid = self.client.reserve()  # known before the PUBLISH leaves, so its PUBACK cannot come first
+        try:
+            publication = Publication(mqtt.MQTTMessageInfo(mid))
+            with self._lock:
+                self._awaiting[mid] = publication
+            publication.info = self.client.publish_as(mid, topic, payload, retain, qos=1)
+            if publication.info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:  # not queued: no PUBACK will come
+                with self._lock:
+                    self._awaiting.pop(mid, None)
+            return publication
+        finally:
+            self.client.release([mid])  # paho holds it from here until the PUBACK

@@ -7,7 +7,9 @@ a row in the caller's transaction; when that transaction commits, the rows are h
 once. The relay (:meth:`BridgeOutbox.run`, one thread of the running bridge) marks acknowledged rows sent,
 publishes rows nobody is publishing (left by a crash or a failed publish, or written by a process without a
 broker connection, such as a dead-letter replay) once they are ``stale_after`` seconds old, and prunes sent
-rows after ``keep_sent`` seconds.
+rows after ``keep_sent`` seconds. A PUBACK that refuses a QoS 1 message (MQTT 5 reason codes from 0x80, which
+paho counts as published) leaves its row unsent: it goes again after a pause of a second that doubles with
+each refusal in a row, up to a minute (QoS 2 rows: cloud_bridge/exactly_once.py does the same at a PUBREC).
 
 QoS 1 rows (device commands) are delivered at least once: every message carries its own id, and one can
 arrive twice when a PUBACK is lost or two bridge processes both take an old row. QoS 2 rows (proctor alerts)
@@ -30,7 +32,7 @@ from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.orm import Session
 
 from cloud_bridge.exactly_once import Row
-from cloud_bridge.mqtt import Publisher
+from cloud_bridge.mqtt import Publication, Publisher
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import OutboxMessage
 
@@ -41,6 +43,8 @@ Publish = Callable[[str, bytes, int, bool], object]
 Payload = bytes | Callable[[int], bytes]  # the bytes, or built from the row's id (a command's number)
 PENDING, HOOKED = "invigil_outbox_pending", "invigil_outbox_hooked"  # Session.info keys
 DONE = object()  # an in-flight entry acknowledged on return
+PAUSED = object()  # an in-flight entry the broker refused: published again once its time has come
+REFUSED_PAUSE, REFUSED_PAUSE_MAX = 1.0, 60.0  # seconds before a refused QoS 1 message goes again (doubling)
 CHUNK = 500  # ids per UPDATE ... IN (...)
 
 
@@ -48,6 +52,7 @@ def _acknowledged(info: Any) -> bool:
     """Whether the broker acknowledged a message. paho queues a QoS 1 message published while it is
     disconnected (rc ``MQTT_ERR_NO_CONN``) and sends it after the reconnect, but ``is_published()`` raises for
     it ever after; its PUBACK still sets the flag that method reads."""
+    info = info.info if isinstance(info, Publication) else info
     try:
         return bool(info.is_published())
     except RuntimeError:
@@ -61,8 +66,11 @@ class BridgeOutbox:
         self.store, self.publish, self.clock = store, publish, clock
         self.stale_after, self.resend_after, self.window, self.keep_sent = stale_after, resend_after, window, keep_sent
         self.published = self.marked = 0
+        self.refused = 0  # QoS 1 messages the broker refused at their PUBACK (published again after a pause)
+        self._refusals = 0  # refusals since the last acknowledged message (the pause doubles with each)
         self._lock = threading.Lock()
-        self._inflight: dict[int, tuple[Any, float]] = {}  # row id -> (message info, DONE or None, handed at)
+        # row id -> (message info, DONE or None, handed at), or (PAUSED, when it may go again)
+        self._inflight: dict[int, tuple[Any, float]] = {}
         self._next_prune = 0.0
         owner = getattr(publish, "__self__", None)  # a Publisher's publish: QoS 2 rows go exactly once
         self.exactly_once = owner.exactly_once(store) if isinstance(owner, Publisher) else None
@@ -146,9 +154,20 @@ class BridgeOutbox:
         acked: list[int] = []
         with self._lock:
             for row_id, (info, at) in list(self._inflight.items()):
-                if info is DONE or (info is not None and _acknowledged(info)):
+                if info is PAUSED:
+                    if now >= at:  # its pause is over: the stale rows' pass publishes it again
+                        del self._inflight[row_id]
+                elif info is not None and getattr(info, "refused", None) is not None:  # paho: published all the same
+                    self.refused += 1
+                    self._refusals += 1
+                    pause = min(REFUSED_PAUSE_MAX, REFUSED_PAUSE * 2 ** min(self._refusals - 1, 10))
+                    log.error("outbox message %d refused by the broker (%s); published again in %.0f s", row_id,
+                              info.refused, pause)
+                    self._inflight[row_id] = (PAUSED, now + pause)
+                elif info is DONE or (info is not None and _acknowledged(info)):
                     acked.append(row_id)
                     del self._inflight[row_id]
+                    self._refusals = 0
                 elif info is not None and now - at > self.resend_after:  # no PUBACK in a minute: publish again
                     del self._inflight[row_id]
         for start in range(0, len(acked), CHUNK):
