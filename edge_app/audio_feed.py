@@ -92,22 +92,21 @@ class AudioFeed:
                 if self._stop.is_set():
                     return
                 asked = self._asked
-            while not self.ended and self.error is None:
-                if self._pending is None:
-                    try:
-                        self._pending = self.source.read()
-                    except Exception as exc:  # reported by the loop, which carries on without audio
-                        self.error = exc
-                        break
+            try:
+                while not self.ended and self.error is None:
                     if self._pending is None:
-                        self.ended = True
+                        self._pending = self.source.read()
+                        if self._pending is None:
+                            self.ended = True
+                            break
+                    if self._pending.t > asked:
                         break
-                if self._pending.t > asked:
-                    break
-                features = self._features(self._pending)
-                self._pending = None
-                with self.lock:
-                    self.buffer.append(features)
+                    features = self._features(self._pending)
+                    self._pending = None
+                    with self.lock:
+                        self.buffer.append(features)
+            except Exception as exc:  # reported by the loop, which carries on without audio
+                self.error = exc
             with self._turn:
                 self._reached = asked
                 self._turn.notify_all()
