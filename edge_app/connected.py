@@ -119,11 +119,11 @@ class ConnectedDevice:
             return  # stopped already
         self._stopping.set()
         exam_flag.clear(self.config.data_dir)
-        self.send_stats(camera="ended")
         self.mqtt.wake()
         deadline = time.monotonic() + DRAIN_SECONDS  # the last events go out now if the broker is there;
         while self.mqtt.connected and self.outbox.count() and time.monotonic() < deadline:  # else next start
             time.sleep(0.05)
+        self.send_stats(camera="ended")  # after the drain: its queue is what is left for the next start
         time.sleep(0.1)  # the heartbeat
         self.mqtt.stop()
         if self.uploader is not None:
