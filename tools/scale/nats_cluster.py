@@ -1,8 +1,10 @@
 """A 3-node NATS cluster on loopback: JetStream and the MQTT gateway on every node, free ports, one folder.
 
 ``NatsCluster(folder).start()`` writes a config per node (client, cluster route, MQTT and monitoring ports;
-JetStream in the node's own store folder), starts ``nats-server`` for each and waits until JetStream has a
-leader; ``kill(i)`` SIGKILLs one node, ``restart(i)`` brings it back on the same ports and store.
+JetStream in the node's own store folder), starts ``nats-server`` for each and waits until every node runs and
+JetStream has a leader (a node that exits at start, as when another process took one of its free ports first,
+makes it start the cluster again on new ports, up to ``START_ATTEMPTS`` times); ``kill(i)`` SIGKILLs one node,
+``restart(i)`` brings it back on the same ports and store.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tools.mosquitto import free_port
 
 INSTALL = "apt-get install nats-server"
 READY_SECONDS = 30.0
+START_ATTEMPTS = 3
 
 
 def nats_binary() -> str | None:
@@ -46,7 +49,18 @@ class NatsCluster:
         self.binary, self.folder = binary, folder
         folder.mkdir(parents=True, exist_ok=True)
         self.mqtt_replicas = mqtt_replicas or min(size, 3)
-        self.nodes = [Node(f"n{i}", free_port(), free_port(), free_port(), free_port()) for i in range(size)]
+        self.size = size
+        self.nodes = self._pick_ports()
+
+    def _pick_ports(self) -> list[Node]:
+        """Nodes on free loopback ports, no two the same (the OS may hand a just-released port out again)."""
+        ports: list[int] = []
+        while len(ports) < 4 * self.size:
+            port = free_port()
+            if port not in ports:
+                ports.append(port)
+        return [Node(f"n{i}", ports[4 * i], ports[4 * i + 1], ports[4 * i + 2], ports[4 * i + 3])
+                for i in range(self.size)]
 
     def _conf(self, node: Node) -> Path:
         routes = ", ".join(f"nats-route://127.0.0.1:{n.route}" for n in self.nodes if n is not node)
@@ -64,9 +78,17 @@ mqtt {{ listen: 127.0.0.1:{node.mqtt}, stream_replicas: {self.mqtt_replicas}, ac
         return path
 
     def start(self) -> NatsCluster:
-        for node in self.nodes:
-            self._launch(node)
-        self.wait_ready()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            for node in self.nodes:
+                self._launch(node)
+            try:
+                self.wait_ready(every_node=True)
+                return self
+            except RuntimeError:
+                self.stop()
+                if attempt == START_ATTEMPTS:
+                    raise
+                self.nodes = self._pick_ports()
         return self
 
     def _launch(self, node: Node) -> None:
@@ -82,11 +104,15 @@ mqtt {{ listen: 127.0.0.1:{node.mqtt}, stream_replicas: {self.mqtt_replicas}, ac
         except (OSError, ValueError):
             return None
 
-    def wait_ready(self, seconds: float = READY_SECONDS) -> None:
-        """Until every running node answers and the JetStream meta group has a leader."""
+    def wait_ready(self, seconds: float = READY_SECONDS, every_node: bool = False) -> None:
+        """Until every running node answers and the JetStream meta group has a leader; with ``every_node``, a
+        node that has exited fails at once (RuntimeError naming it and its log)."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             alive = [n for n in self.nodes if n.process is not None and n.process.poll() is None]
+            gone = [n.name for n in self.nodes if n not in alive]
+            if every_node and gone:
+                raise RuntimeError(f"NATS node {', '.join(gone)} exited at start (log in {self.folder})")
             metas = [(self._jsz(n) or {}).get("meta_cluster") for n in alive]
             if metas and all(isinstance(meta, dict) and meta.get("leader") for meta in metas):
                 return
