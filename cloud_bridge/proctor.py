@@ -114,14 +114,17 @@ class ProctorFeed:
         it for each hole ``filled`` whose start its session was told, in the caller's transaction (the gap's own);
         how many alerts were added (call :meth:`notify` after the commit)."""
         active = self._paired(session, {gap.device_id for gap in [*found, *filled]})
+        told = set(session.execute(select(ProctorAlert.session_id, ProctorAlert.alert_id).where(
+            ProctorAlert.session_id.in_({paired.session_id for paired in active.values()}),
+            ProctorAlert.alert_id.in_([gap_alert_id(g) for g in filled if g.device_id in active]),
+            ProctorAlert.phase == "start")).tuples()) if filled and active else set()
         now, added = self.clock(), 0
         for gap, start in [*((g, True) for g in found), *((g, False) for g in filled)]:
             paired = active.get(gap.device_id)
             if paired is None:
                 continue
             alert_id = gap_alert_id(gap)
-            if not start and session.scalar(select(ProctorAlert.id).where(
-                    ProctorAlert.session_id == paired.session_id, ProctorAlert.alert_id == alert_id).limit(1)) is None:
+            if not start and (paired.session_id, alert_id) not in told:
                 continue  # found while the unit was not in this session: nothing to end
             self._add(session, ProctorAlert(
                 session_id=paired.session_id, exam_id=paired.exam_id, device_id=gap.device_id, event_id=None,
