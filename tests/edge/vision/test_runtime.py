@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -109,14 +110,20 @@ def test_pixel_tables_give_the_reference_input_exactly(name: str, dtype: type, s
     np.testing.assert_array_equal(looked_up, _to_tensor(spec, reference))
 
 
+@pytest.mark.parametrize("name", sorted(PIXEL_INPUTS))
 @pytest.mark.parametrize("quant", ["int8", "float"])
-def test_run_pixels_matches_the_float_path_on_the_detector(
-    models_dir: Path, runtime: str, quant: str, photo: Callable[[str], np.ndarray]
+def test_run_pixels_matches_the_float_path_on_every_model(
+    models_dir: Path, runtime: str, quant: str, name: str, photo: Callable[[str], np.ndarray]
 ) -> None:
-    model = TFLiteModel(models_dir / f"detector.{quant}.tflite", threads=1, runtime=runtime)
-    pixels, _ = detector.stretch(photo("bus.jpg"))
-    fast = model.run_pixels(pixels, detector.PIXELS)
-    slow = model.run(detector.PIXELS.reference(pixels))
+    """Each model's layout and channel order: channels first with a table per channel (detector), one
+    table shared by the channels (face models, pose), channels last in BGR with a table each (embedding)."""
+    how = PIXEL_INPUTS[name]
+    model = TFLiteModel(models_dir / f"{name}.{quant}.tflite", threads=1, runtime=runtime)
+    shape = model.inputs[0].shape
+    height, width = shape[2:4] if how.channels_first else shape[1:3]
+    pixels = np.ascontiguousarray(cv2.resize(photo("bus.jpg"), (width, height), interpolation=cv2.INTER_AREA))
+    fast = model.run_pixels(pixels, how)
+    slow = model.run(how.reference(pixels))
     for a, b in zip(fast, slow, strict=True):
         np.testing.assert_array_equal(a, b)
 
