@@ -82,6 +82,33 @@ def make_manifest(source: Path, version: str, min_version: str, created: float |
     return json.dumps(manifest, indent=1, sort_keys=True).encode() + b"\n"
 
 
+def release_difference(folder: Path) -> str | None:
+    """How an installed release (``folder`` with app/, models/ and its manifest.json) differs from its manifest
+    (a file missing, changed, or not listed), None when it matches: files rot on an SD card, and a release is
+    switched back to long after it was unpacked. Python's ``__pycache__`` folders are left out (the services
+    write none, but a hand-run command as root may)."""
+    try:
+        listed: dict[str, dict[str, Any]] = json.loads((folder / MANIFEST).read_bytes())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{folder.name}/{MANIFEST} is unreadable: {exc}"
+    present = {path.relative_to(folder).as_posix() for top in TOP for path in (folder / top).rglob("*")
+               if (path.is_file() or path.is_symlink()) and "__pycache__" not in path.parts}  # caches: derived
+    for name in sorted(set(listed) | present):
+        entry = listed.get(name)
+        if entry is None:
+            return f"{name} is not listed in {folder.name}/{MANIFEST}"
+        if name not in present:
+            return f"{name} is missing"
+        try:
+            with open(folder / name, "rb") as stream:
+                sha256, size = file_digest(stream)
+        except OSError as exc:
+            return f"{name} cannot be read: {exc}"
+        if (sha256, size) != (entry.get("sha256"), entry.get("bytes")):
+            return f"{name} differs from its manifest entry"
+    return None
+
+
 def build_bundle(source: Path, out: Path, version: str, min_version: str, key: Ed25519PrivateKey) -> bytes:
     """Write the signed bundle of ``source`` to ``out``; the manifest's bytes returned."""
     manifest = make_manifest(source, version, min_version)

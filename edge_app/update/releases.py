@@ -2,7 +2,7 @@
 
 Under the state root (``/var/lib/invigil`` on the device)::
 
-  releases/<version>/{app,models,manifest.json,manifest.sig}
+  releases/<version>/{app,models,manifest.json,manifest.sig}   (the image's first release: manifest.json only)
   releases/current  -> <version>     what the services run (PYTHONPATH and the models folder point through it)
   releases/previous -> <version>     what a rollback returns to
   update-status.json                 the last apply or rollback: result, reason, versions
@@ -13,7 +13,8 @@ state root is the unit's own: the network-facing process can neither change the 
 A switch makes a new relative symlink under a temporary name and renames it over ``current`` (``os.replace``):
 a power cut leaves the old link or the new one. After the switch a health check (a callable; on the device a
 command that restarts the unit's service and waits for its READY) decides: a failure switches back at once.
-Nothing starts while the unit says an exam is running (:mod:`edge_app.exam_flag`).
+Nothing starts while the unit says an exam is running (:mod:`edge_app.exam_flag`). A rollback first checks the
+release it returns to against its manifest (:func:`release_difference`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge_app import exam_flag
 from edge_app.atomic import write_bytes_atomic
-from edge_app.update.bundle import MANIFEST, UpdateRefused, open_bundle, parse_version
+from edge_app.update.bundle import (
+    MANIFEST,
+    UpdateRefused,
+    make_manifest,
+    open_bundle,
+    parse_version,
+    release_difference,
+)
 
 HealthCheck = Callable[[Path], "str | None"]  # the current release's folder -> None when healthy, else why not
 STATUS = "update-status.json"
@@ -218,6 +226,10 @@ class Releases:
                 old, back = self.current(), self.previous()
                 if back is None or not (self.dir / back / MANIFEST).is_file():
                     raise UpdateRefused("no_previous", "there is no previous release to roll back to")
+                difference = release_difference(self.dir / back)
+                if difference is not None:
+                    raise UpdateRefused("tampered", f"release {back} no longer matches its manifest: {difference}; "
+                                        f"{old} kept")
                 problem = self._switch(back, old, health)
                 if problem is not None:
                     raise UpdateRefused("health_check_failed", f"{back}: {problem}; {old} kept")
@@ -226,6 +238,14 @@ class Releases:
             if exc.reason != "busy":
                 self.record(result="refused", reason=exc.reason, detail=exc.detail)
             raise
+
+
+def write_first_manifest(release: Path) -> None:
+    """The manifest of the release the image installs (``releases/<version>``, no bundle and so no signature):
+    its files as they are, its folder's name as version, so a later rollback to it checks them as any release's.
+    Called by firmware/image/install-unit.sh."""
+    version = release.name
+    write_bytes_atomic(release / MANIFEST, make_manifest(release, version, version), mode=0o644)
 
 
 def _check(health: HealthCheck, release: Path) -> str | None:

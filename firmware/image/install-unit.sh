@@ -4,7 +4,7 @@
 # (stage-invigil/00-invigil/02-run-chroot.sh) and the Debian arm64 root filesystem (build-rootfs.sh), so both
 # images hold the same thing:
 #   /opt/invigil/venv                         the pinned dependencies with the `pi` and `audio` extras
-#   /var/lib/invigil/releases/<version>/      app/ (edge_app) and models/ (manifest.json + int8 models)
+#   /var/lib/invigil/releases/<version>/      app/ (edge_app), models/ (manifest.json + int8 models), manifest.json
 #   /var/lib/invigil/releases/current         -> <version>, what the units run
 #   /etc/systemd/..., /usr/lib/invigil/, /etc/invigil/, /etc/NetworkManager/conf.d/   from firmware/
 #   /opt/invigil/selftest                     the image self-test (tools/image/selftest.py) and the pins
@@ -54,6 +54,11 @@ for name, entry in manifest["models"].items():
         sys.exit(f"{info['file']} ({name}) does not match manifest.json")
 PY
 )
+# Its manifest.json (every file's SHA-256; no signature: the image is built, not updated), so that a rollback to
+# it after the first update checks its files as it does any release's (edge_app/update/releases.py).
+PYTHONPATH="$release/app" /opt/invigil/venv/bin/python -c \
+    'import pathlib, sys; from edge_app.update.releases import write_first_manifest; write_first_manifest(pathlib.Path(sys.argv[1]))' \
+    "$release"
 ln -sfn "$version" "$state/releases/current"
 
 # The operating-system layer from firmware/ (paths as in firmware/README.md).

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from edge_app import exam_flag
 from edge_app.update.bundle import UpdateRefused
-from edge_app.update.releases import Releases, command_health
-from tests.edge.update.conftest import MakeBundle, rewrite
+from edge_app.update.releases import Releases, command_health, write_first_manifest
+from tests.edge.update.conftest import MakeBundle, rewrite, write_source
 
 # The unit's check, as the device's does it: the release's app imports and its models are there.
 CHECK = ("import os, pathlib, edge_app; r = pathlib.Path(os.environ['INVIGIL_RELEASE']); "
@@ -106,6 +106,42 @@ def test_rollback_returns_to_the_previous_release(root: Path, make_bundle: MakeB
     assert result["version"] == "1.0.0" and releases.current() == "1.0.0" and releases.previous() == "1.1.0"
     releases.point("previous", None)
     refused("no_previous", lambda: releases.rollback(health_of([])))
+
+
+@pytest.mark.parametrize("damage", ["changed", "added", "removed"])
+def test_a_rollback_to_a_release_whose_files_changed_on_disk_is_refused(
+        root: Path, make_bundle: MakeBundle, public_key: Ed25519PublicKey, damage: str) -> None:
+    releases = installed(root, make_bundle, public_key, "1.0.0", "1.1.0")
+    old = root / "releases" / "1.0.0"
+    cache = old / "app" / "edge_app" / "__pycache__"
+    cache.mkdir()
+    (cache / "__init__.cpython-311.pyc").write_bytes(b"derived")  # a cache is not the release's content
+    target = old / "models" / "detector.int8.tflite"
+    if damage == "changed":
+        target.write_bytes(target.read_bytes()[:-1] + b"x")  # one byte rotted: same size
+    elif damage == "added":
+        (old / "app" / "edge_app" / "extra.py").write_text("print('not released')\n")
+    else:
+        target.unlink()
+    error = refused("tampered", lambda: releases.rollback(health_of([])))
+    assert "1.1.0 kept" in error.detail and ("detector.int8.tflite" in error.detail or "extra.py" in error.detail)
+    assert releases.current() == "1.1.0" and releases.previous() == "1.0.0"
+    assert releases.status()["last"]["reason"] == "tampered"
+
+
+def test_the_images_first_release_can_be_rolled_back_to_once_it_has_its_manifest(
+        root: Path, make_bundle: MakeBundle, public_key: Ed25519PublicKey) -> None:
+    releases = Releases(root)
+    first = write_source(root / "releases" / "0.1.0", "0.1.0")  # as firmware/image/install-unit.sh lays it out
+    releases.point("current", "0.1.0")
+    releases.apply(make_bundle("0.2.0"), public_key, health_of([]))
+    refused("no_previous", lambda: releases.rollback(health_of([])))  # no manifest: nothing to check it by
+    write_first_manifest(first)
+    assert json.loads((first / "manifest.json").read_text())["version"] == "0.1.0"
+    assert not (first / "manifest.sig").exists()
+    calls: list[str] = []
+    result = releases.rollback(health_of(calls))
+    assert result["version"] == "0.1.0" and calls == ["0.1.0"] and releases.previous() == "0.2.0"
 
 
 def test_tampered_files_are_refused_and_nothing_changes(root: Path, make_bundle: MakeBundle,
