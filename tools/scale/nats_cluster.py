@@ -88,6 +88,8 @@ mqtt {{ listen: 127.0.0.1:{node.mqtt}, stream_replicas: {self.mqtt_replicas}, ac
                 self.stop()
                 if attempt == START_ATTEMPTS:
                     raise
+                for node in self.nodes:  # nothing stored yet: the next attempt starts from empty stores
+                    shutil.rmtree(self.folder / node.name, ignore_errors=True)
                 self.nodes = self._pick_ports()
         return self
 
