@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from cloud_bridge.store.models import Device, EventRow, Gap
@@ -29,6 +30,20 @@ Known = dict[tuple[str, int], tuple[bytes, str]]  # (device, seq) -> (payload, h
 WALK = 256  # sequence numbers read at a time while the watermark moves
 SAVE_DEVICE = (update(Device).where(Device.__table__.c.device_id == bindparam("device"))
                .values(last_seq=bindparam("seq"), last_seen=bindparam("seen")))
+_DEVICES, _EVENTS = Device.__table__.c, EventRow.__table__.c  # Core columns: no ORM entities for plain values
+LOCK_DEVICES = (select(_DEVICES.device_id, _DEVICES.public_key, _DEVICES.last_seq)
+                .where(_DEVICES.device_id.in_(bindparam("devices", expanding=True)))
+                .order_by(_DEVICES.device_id).with_for_update())
+
+
+@lru_cache(maxsize=256)
+def _read_statement(devices: int) -> Select[str, str, int, bytes, str]:
+    """:func:`read_batch`'s query for a batch of events of ``devices`` devices, built once per count (so its
+    compiled form is cached): the ids in ``ids``, and device ``d<i>``'s sequence numbers in ``s<i>``."""
+    return select(_EVENTS.event_id, _EVENTS.device_id, _EVENTS.seq, _EVENTS.payload, _EVENTS.prev_hash).where(or_(
+        _EVENTS.event_id.in_(bindparam("ids", expanding=True)),
+        *(and_(_EVENTS.device_id == bindparam(f"d{i}"), _EVENTS.seq.in_(bindparam(f"s{i}", expanding=True)))
+          for i in range(devices))))
 
 
 def redelivery(stored: bytes | None, event: Event, payload: bytes) -> bool:
@@ -56,11 +71,10 @@ def read_batch(session: Session, events: Iterable[Event]) -> tuple[dict[str, byt
         wanted.setdefault(event.device_id, set()).update((event.seq - 1, event.seq, event.seq + 1))
     if not ids:
         return {}, {}
-    table = EventRow.__table__.c  # Core columns: no ORM entities to build for a read of plain values
-    rows = session.connection().execute(
-        select(table.event_id, table.device_id, table.seq, table.payload, table.prev_hash).where(or_(
-            table.event_id.in_(ids), *(and_(table.device_id == device_id, table.seq.in_(sorted(seqs)))
-                                       for device_id, seqs in wanted.items()))))
+    values: dict[str, object] = {"ids": list(ids)}
+    for i, (device_id, seqs) in enumerate(wanted.items()):
+        values[f"d{i}"], values[f"s{i}"] = device_id, sorted(seqs)
+    rows = session.connection().execute(_read_statement(len(wanted)), values)
     payloads: dict[str, bytes] = {}
     known: Known = {}
     for event_id, device_id, seq, payload, prev_hash in rows:
@@ -105,9 +119,7 @@ def lock_devices(session: Session, device_ids: Collection[str]) -> dict[str, Loc
     """The rows of those of ``device_ids`` that are registered, locked for the transaction: ``FOR UPDATE`` in one
     order on PostgreSQL (one device's events are checked by one transaction at a time); on SQLite the
     transaction holds the database's write lock from its start already."""
-    table = Device.__table__.c
-    rows = session.connection().execute(select(table.device_id, table.public_key, table.last_seq).where(
-        table.device_id.in_(device_ids)).order_by(table.device_id).with_for_update())
+    rows = session.connection().execute(LOCK_DEVICES, {"devices": list(device_ids)})
     return {device_id: Locked(device_id, public_key, last_seq) for device_id, public_key, last_seq in rows}
 
 

@@ -40,6 +40,7 @@ from edge_app.protocol.encoding import (
     ProtocolError,
     b64,
     canonical,
+    check_b64,
     check_canonical,
     load_message,
     signed_bytes,
@@ -62,6 +63,7 @@ SEVERITIES = ("info", "warning", "critical")
 BOX_SCALE = 999  # box corners as shares of the frame, 0..999
 REQUIRED = {"v", "id", "d", "n", "t", "k", "p", "s", "c", "h", "sig"}
 OPTIONAL = {"b", "e", "a", "w", "g", "r"}
+KEYS = REQUIRED | OPTIONAL
 REFUSAL_REASONS = ("disk_full", "store_error")  # why a unit's outbox refused alerts (an events_refused's "r")
 MAX_REFUSED = 9_999_999  # alerts one events_refused reports at most (keeps it within 300 bytes)
 MAX_KEYWORD = 18  # characters of a speech_keyword's "w": keeps the largest event within 300 bytes
@@ -174,7 +176,7 @@ def decode_event(payload: bytes, public_key: SignatureCheck | None) -> Event:
         event_id=fields["id"], device_id=fields["d"], seq=fields["n"], time_ms=fields["t"],
         kind=KINDS[fields["k"]], phase=PHASES[fields["p"]], severity=SEVERITIES[fields["s"]],
         confidence=fields["c"] / 100, prev_hash=fields["h"],
-        box=tuple(v / BOX_SCALE for v in box) if box is not None else None,
+        box=None if box is None else (box[0] / BOX_SCALE, box[1] / BOX_SCALE, box[2] / BOX_SCALE, box[3] / BOX_SCALE),
         evidence=fields.get("e"), alert_id=fields.get("a"), keyword=fields.get("w"),
         refused=tuple(fields["g"]) if "g" in fields else None, refused_reason=fields.get("r"),
     )
@@ -189,41 +191,57 @@ def _int(fields: dict[str, Any], key: str, low: int, high: int) -> None:
 def _check(fields: dict[str, Any], payload: bytes) -> None:
     if len(payload) > MAX_EVENT_BYTES:
         raise ProtocolError("oversized", f"{len(payload)} bytes, at most {MAX_EVENT_BYTES}")
-    missing, unknown = REQUIRED - fields.keys(), fields.keys() - REQUIRED - OPTIONAL
-    if missing or unknown:
+    keys = fields.keys()
+    if not REQUIRED <= keys <= KEYS:
+        missing, unknown = REQUIRED - keys, keys - REQUIRED - OPTIONAL
         raise ProtocolError("malformed", f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
-    for key in ("id", "d", "k", "p", "h", "sig", "e", "a"):
-        if key in fields and not isinstance(fields[key], str):
-            raise ProtocolError("malformed", f"{key} must be a string")
-    unb64(fields["id"], 16, "id")
+    get = fields.get  # each check below tries the usual case at once, and only when that fails says what failed
+    if not (type(fields["id"]) is str and type(fields["d"]) is str and type(fields["k"]) is str
+            and type(fields["p"]) is str and type(fields["h"]) is str and type(fields["sig"]) is str
+            and type(get("e", "")) is str and type(get("a", "")) is str):
+        for key in ("id", "d", "k", "p", "h", "sig", "e", "a"):
+            if key in fields and not isinstance(fields[key], str):
+                raise ProtocolError("malformed", f"{key} must be a string")
+    check_b64(fields["id"], 16, "id")
     if not DEVICE_ID.fullmatch(fields["d"]):
         raise ProtocolError("malformed", f"device id {fields['d']!r} must be 3-14 of a-z, 0-9 and '-'")
-    _int(fields, "n", 1, 999_999_999)
-    _int(fields, "t", 0, 9_999_999_999_999)  # ms since 1970, through the year 2286
-    _int(fields, "s", 0, len(SEVERITIES) - 1)
-    _int(fields, "c", 0, 100)
-    if fields["k"] not in KINDS:
-        raise ProtocolError("malformed", f"unknown kind code {fields['k']!r}")
-    if fields["p"] not in PHASES:
-        raise ProtocolError("malformed", f"phase must be one of {sorted(PHASES)}, not {fields['p']!r}")
-    if fields["h"] != "" or fields["n"] != 1:
-        unb64(fields["h"], 16, "h")
-    unb64(fields["sig"], 64, "sig")
+    n, t, s, c = fields["n"], fields["t"], fields["s"], fields["c"]
+    if not (type(n) is int and 1 <= n <= 999_999_999 and type(t) is int and 0 <= t <= 9_999_999_999_999
+            and type(s) is int and 0 <= s < len(SEVERITIES) and type(c) is int and 0 <= c <= 100):
+        _int(fields, "n", 1, 999_999_999)
+        _int(fields, "t", 0, 9_999_999_999_999)  # ms since 1970, through the year 2286
+        _int(fields, "s", 0, len(SEVERITIES) - 1)
+        _int(fields, "c", 0, 100)
+    kind, phase = fields["k"], fields["p"]
+    if kind not in KINDS:
+        raise ProtocolError("malformed", f"unknown kind code {kind!r}")
+    if phase not in PHASES:
+        raise ProtocolError("malformed", f"phase must be one of {sorted(PHASES)}, not {phase!r}")
+    if fields["h"] != "" or n != 1:
+        check_b64(fields["h"], 16, "h")
+    check_b64(fields["sig"], 64, "sig")
     if "e" in fields:
-        unb64(fields["e"], 16, "e")
+        check_b64(fields["e"], 16, "e")
     if "a" in fields:
-        unb64(fields["a"], 16, "a")
-    if (fields["p"] == "s") == ("a" in fields):
+        check_b64(fields["a"], 16, "a")
+    if (phase == "s") == ("a" in fields):
         raise ProtocolError("malformed", "a start event has no 'a'; update and end events name their start in 'a'")
-    if "w" in fields and (fields["k"] != KIND_CODES["speech_keyword"] or fields["p"] != "s" or "b" in fields
+    if "w" in fields and (kind != KIND_CODES["speech_keyword"] or phase != "s" or "b" in fields
                           or not isinstance(fields["w"], str) or not KEYWORD.fullmatch(fields["w"])):
         raise ProtocolError("malformed", f"w must be a keyword of a-z, ' and spaces (at most {MAX_KEYWORD}), "
                             "on a speech_keyword start event without a box")
     _check_refused(fields)
-    box = fields.get("b")
-    if box is not None and (not isinstance(box, list) or len(box) != 4 or not all(
+    box = get("b")
+    if box is not None and not (type(box) is list and len(box) == 4 and _box(*box)) and (
+            not isinstance(box, list) or len(box) != 4 or not all(
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= BOX_SCALE for v in box)):
         raise ProtocolError("malformed", f"b must be four integers 0..{BOX_SCALE}, not {box!r}")
+
+
+def _box(x1: Any, y1: Any, x2: Any, y2: Any) -> bool:
+    """True for four plain ints 0..BOX_SCALE (the usual box, checked at once)."""
+    return (type(x1) is int and type(y1) is int and type(x2) is int and type(y2) is int
+            and 0 <= x1 <= BOX_SCALE and 0 <= y1 <= BOX_SCALE and 0 <= x2 <= BOX_SCALE and 0 <= y2 <= BOX_SCALE)
 
 
 def _check_refused(fields: dict[str, Any]) -> None:

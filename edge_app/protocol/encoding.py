@@ -14,6 +14,7 @@ BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 _VALUE = {digit: value for value, digit in enumerate(_DIGITS)}
 _STANDARD = bytes.maketrans(b"-_", b"+/")
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)  # json.dumps's, built once
 
 
 class ProtocolError(ValueError):
@@ -30,6 +31,13 @@ def b64(data: bytes) -> str:
 
 def unb64(text: str, size: int, field: str) -> bytes:
     """The ``size`` bytes of canonical unpadded base64url ``text``, or ProtocolError."""
+    check_b64(text, size, field)
+    return binascii.a2b_base64(text.encode("ascii").translate(_STANDARD) + b"=" * (-len(text) % 4))
+
+
+def check_b64(text: str, size: int, field: str) -> None:
+    """ProtocolError unless ``text`` is canonical unpadded base64url of ``size`` bytes (:func:`unb64` without the
+    decoding, which cannot fail then)."""
     if not BASE64URL.fullmatch(text) or len(text) % 4 == 1:
         raise ProtocolError("malformed", f"{field} is not base64url")
     held = len(text) * 6 // 8
@@ -38,11 +46,10 @@ def unb64(text: str, size: int, field: str) -> bytes:
     # the last digit's unused low bits set: another text for the same bytes
     if text and _VALUE[text[-1]] & ((1 << (len(text) * 6 - size * 8)) - 1):
         raise ProtocolError("not_canonical", f"{field} is not canonical base64url (unused bits set)")
-    return binascii.a2b_base64(text.encode("ascii").translate(_STANDARD) + b"=" * (-len(text) % 4))
 
 
 def canonical(fields: dict[str, Any]) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return _CANONICAL.encode(fields).encode("ascii")
 
 
 def check_canonical(payload: bytes, fields: dict[str, Any], what: str) -> None:
