@@ -232,14 +232,12 @@ def _check(fields: dict[str, Any], payload: bytes) -> None:
                             "on a speech_keyword start event without a box")
     _check_refused(fields)
     box = get("b")
-    if box is not None and not (type(box) is list and len(box) == 4 and _box(*box)) and (
-            not isinstance(box, list) or len(box) != 4 or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= BOX_SCALE for v in box)):
+    if box is not None and not (type(box) is list and len(box) == 4 and _box(*box)):  # JSON: no int subclasses
         raise ProtocolError("malformed", f"b must be four integers 0..{BOX_SCALE}, not {box!r}")
 
 
 def _box(x1: Any, y1: Any, x2: Any, y2: Any) -> bool:
-    """True for four plain ints 0..BOX_SCALE (the usual box, checked at once)."""
+    """True for four ints 0..BOX_SCALE (``type is int``: a JSON bool is not one)."""
     return (type(x1) is int and type(y1) is int and type(x2) is int and type(y2) is int
             and 0 <= x1 <= BOX_SCALE and 0 <= y1 <= BOX_SCALE and 0 <= x2 <= BOX_SCALE and 0 <= y2 <= BOX_SCALE)
 
