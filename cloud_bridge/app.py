@@ -93,6 +93,7 @@ class Bridge:
             try:
                 self.services.health.sweep()
                 self.services.ingestor.flag_gaps(self.config.gap_after)
+                self.store.refresh_statistics()  # PostgreSQL: a young table's planner statistics keep up
             except Exception:  # a busy database: try again at the next turn
                 log.exception("health sweep failed")
             try:

@@ -23,17 +23,18 @@ from functools import lru_cache
 from sqlalchemy import Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from cloud_bridge.store.models import Device, EventRow, Gap
+from cloud_bridge.store.models import Device, EventRow, Gap, Unit
 from edge_app.protocol import Event, ProtocolError, chain_hash
 
 Known = dict[tuple[str, int], tuple[bytes, str]]  # (device, seq) -> (payload, h) of events stored or being stored
 WALK = 256  # sequence numbers read at a time while the watermark moves
 SAVE_DEVICE = (update(Device).where(Device.__table__.c.device_id == bindparam("device"))
                .values(last_seq=bindparam("seq"), last_seen=bindparam("seen")))
-_DEVICES, _EVENTS = Device.__table__.c, EventRow.__table__.c  # Core columns: no ORM entities for plain values
-LOCK_DEVICES = (select(_DEVICES.device_id, _DEVICES.public_key, _DEVICES.last_seq)
+_DEVICES, _EVENTS, _UNITS = Device.__table__.c, EventRow.__table__.c, Unit.__table__.c  # Core: plain values
+LOCK_DEVICES = (select(_DEVICES.device_id, _DEVICES.public_key, _DEVICES.last_seq, _UNITS.revoked_at.is_not(None))
+                .select_from(Device.__table__.outerjoin(Unit.__table__, _UNITS.device_id == _DEVICES.device_id))
                 .where(_DEVICES.device_id.in_(bindparam("devices", expanding=True)))
-                .order_by(_DEVICES.device_id).with_for_update())
+                .order_by(_DEVICES.device_id).with_for_update(of=Device.__table__))
 
 
 @lru_cache(maxsize=256)
@@ -108,19 +109,22 @@ def refused_gap(session: Session, event: Event, now: float) -> str:
 
 @dataclass
 class Locked:
-    """A device's row as a batch holds it locked: its key and its watermark (which the batch may move)."""
+    """A device's row as a batch holds it locked: its key and its watermark (which the batch may move), and
+    whether its unit is revoked (its fleet record says so; a device without one is not)."""
 
     device_id: str
     public_key: str
     last_seq: int
+    revoked: bool = False
 
 
 def lock_devices(session: Session, device_ids: Collection[str]) -> dict[str, Locked]:
     """The rows of those of ``device_ids`` that are registered, locked for the transaction: ``FOR UPDATE`` in one
     order on PostgreSQL (one device's events are checked by one transaction at a time); on SQLite the
-    transaction holds the database's write lock from its start already."""
+    transaction holds the database's write lock from its start already. Read with the units' revocations."""
     rows = session.connection().execute(LOCK_DEVICES, {"devices": list(device_ids)})
-    return {device_id: Locked(device_id, public_key, last_seq) for device_id, public_key, last_seq in rows}
+    return {device_id: Locked(device_id, public_key, last_seq, bool(revoked))
+            for device_id, public_key, last_seq, revoked in rows}
 
 
 def save_devices(session: Session, devices: Collection[Locked], seen_at: float) -> None:

@@ -20,7 +20,8 @@ from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, func, insert, literal_column, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,7 +43,6 @@ from cloud_bridge.dead_letters import DeadLetters, source_of
 from cloud_bridge.signatures import SodiumKey
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import Device, EventRow, Gap
-from cloud_bridge.units import revoked_among
 from edge_app.protocol import DEVICE_ID, PREFIX, Event, ProtocolError, decode_event
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,13 @@ log = logging.getLogger(__name__)
 # result per event, handed back as its outcome's ``extra``
 Also = Callable[[Session, list[tuple[Event, "str | None"]]], Sequence[Any]]
 Message = tuple[str, bytes]  # topic, payload
+# A batch's events in one statement: Core's executemany of one cached INSERT (SQLite loops over the rows in C);
+# on PostgreSQL an INSERT ... SELECT over one array per column, where psycopg's executemany sends a statement
+# per row in its pipeline
+INSERT_EVENTS = insert(EventRow)
+_COLUMNS = [c for c in EventRow.__table__.c if c.name != "id"]
+UNNEST_EVENTS = insert(EventRow).from_select([c.name for c in _COLUMNS], select(literal_column("*")).select_from(
+    func.unnest(*(bindparam(c.name, type_=ARRAY(c.type)) for c in _COLUMNS))))
 EVENT_TOPIC = re.compile(rf"^{re.escape(PREFIX)}/dev/([a-z0-9][a-z0-9-]{{2,13}})/event$")
 
 
@@ -180,7 +187,7 @@ class Ingestor:
         stored: list[tuple[int, Event, str | None]] = []  # message index, event, chain flag
         with self.store.write_transaction() as session:  # SQLite: one writer at a time
             devices = lock_devices(session, set(topics.values()))  # PostgreSQL: these devices in turn
-            events = self._checked(messages, topics, early, devices, revoked_among(session, devices), rejects)
+            events = self._checked(messages, topics, early, devices, rejects)
             payloads, known = read_batch(session, events.values())
             rows: list[dict[str, Any]] = []
             for index, event in events.items():
@@ -201,8 +208,12 @@ class Ingestor:
                 known.setdefault((event.device_id, event.seq), (payload, event.prev_hash))
                 rows.append(_row(event, payload, flag, now))
                 stored.append((index, event, flag))
-            if rows:  # Core's executemany of one cached statement (no ORM objects; pipelined on PostgreSQL)
-                session.connection().execute(insert(EventRow), rows)
+            if rows:  # no ORM objects
+                connection = session.connection()
+                if connection.dialect.name == "postgresql":
+                    connection.execute(UNNEST_EVENTS, {c.name: [row[c.name] for row in rows] for c in _COLUMNS})
+                else:
+                    connection.execute(INSERT_EVENTS, rows)
             filled = fill_gaps(session, [(event.device_id, event.seq) for _i, event, _f in stored  # a resend
                                          if event.seq <= devices[event.device_id].last_seq], now)
             self._advance(session, devices, events.values(), known, (event for _i, event, _f in stored), now)
@@ -225,7 +236,7 @@ class Ingestor:
 
     def _checked(self, messages: Sequence[Message], topics: dict[int, str],
                  early: dict[int, tuple[str, Event | ProtocolError]], devices: dict[str, Locked],
-                 revoked: set[str], rejects: list[tuple[int, str, str]]) -> dict[int, Event]:
+                 rejects: list[tuple[int, str, str]]) -> dict[int, Event]:
         """The batch's events (by message index) of registered devices, signed by the key in the device's row:
         decoded before the lock (``early``, with the PEM used) or now, when the key has changed meanwhile or was
         not known then. The others go to ``rejects`` (a revoked unit's too, signed or not)."""
@@ -235,7 +246,7 @@ class Ingestor:
             if device is None:
                 rejects.append((index, "unknown_device", f"device {device_id} is not registered"))
                 continue
-            if device_id in revoked:
+            if device.revoked:
                 rejects.append((index, "revoked", f"device {device_id} is revoked"))
                 continue
             pem, result = early.get(index, (None, None))

@@ -8,9 +8,7 @@ with ``device add``, never enrolled) is below any minimum."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloud_bridge.store.models import FleetSetting, Unit
@@ -67,10 +65,3 @@ def pairing_refusal(session: Session, device_id: str, floor: str | None) -> tupl
                 f"exams need {minimum} or newer: update it first")
     return None
 
-
-def revoked_among(session: Session, device_ids: Iterable[str]) -> set[str]:
-    """Which of these devices are revoked (one query)."""
-    ids = sorted(set(device_ids))
-    if not ids:
-        return set()
-    return set(session.scalars(select(Unit.device_id).where(Unit.device_id.in_(ids), Unit.revoked_at.is_not(None))))

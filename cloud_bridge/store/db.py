@@ -11,10 +11,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Engine, create_engine, event, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The tables of the store's schema whose rows changed by at least :least since their statistics were taken
+# and by at least :grown times the rows they had then (inserts, updates and deletes all count)
+GROWN_TABLES = text("SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                    "AND n_mod_since_analyze >= :least "
+                    "AND n_mod_since_analyze >= :grown * GREATEST(n_live_tup - n_mod_since_analyze, 0) "
+                    "ORDER BY relname")
 LOCK_FIRST = "invigil_lock_first"  # execution option: SQLite transactions that take the write lock up front
 
 
@@ -105,6 +111,21 @@ class Store:
         lock would poll it with sleeps of up to 100 ms, while one waiting here starts as soon as it is free."""
         with self._writers, self.locked_session() as session, session.begin():
             yield session
+
+    def refresh_statistics(self, least: int = 1000, grown: float = 1.0) -> list[str]:
+        """On PostgreSQL, ANALYZE each table that has grown by ``grown`` times its size at its last analysis
+        (and by ``least`` rows at least); the tables analysed. A young table otherwise waits for autovacuum's
+        turn (up to a minute) while the planner, with no statistics or those of a nearly empty table, reads
+        whole tables for a few rows (docs/bridge.md, "Planner statistics"). Past the first doublings this is
+        autovacuum's work alone. SQLite needs none: its planner takes an index where one fits."""
+        if self.engine.dialect.name != "postgresql":
+            return []
+        with self.engine.connect() as connection:
+            tables = list(connection.scalars(GROWN_TABLES, {"least": least, "grown": grown}))
+            for table in tables:  # names from the catalogue, quoted as identifiers
+                connection.execute(text(f"ANALYZE {connection.dialect.identifier_preparer.quote(table)}"))
+            connection.commit()
+        return tables
 
     def close(self) -> None:
         self.engine.dispose()

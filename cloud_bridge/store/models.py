@@ -45,7 +45,7 @@ class EventRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(32), unique=True)  # idempotency: one row per event
-    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"))  # ix_events_device_seq serves it
     seq: Mapped[int] = mapped_column(BigInteger)
     time_ms: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(24))

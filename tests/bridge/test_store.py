@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import insert, inspect, select, text
 
 from cloud_bridge.ingest import Ingestor
 from cloud_bridge.store import Store, migrate
@@ -107,3 +108,35 @@ def test_0011_gives_existing_staff_a_clear_count_and_can_be_undone(store: Store)
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT username FROM staff_users")).scalars().all() == ["ana"]
     migrate(store.url)
+
+
+def _rows_changed_since_analysis(store: Store, table: str) -> int:
+    with store.engine.connect() as connection:  # a new transaction: a fresh look at the statistics views
+        return int(connection.scalar(text("SELECT n_mod_since_analyze FROM pg_stat_user_tables "
+                                          "WHERE schemaname = current_schema() AND relname = :t"), {"t": table}) or 0)
+
+
+def test_a_table_that_doubled_gets_fresh_planner_statistics_once(store: Store) -> None:
+    register(store, "unit-1")
+    assert store.refresh_statistics() == []  # nothing has grown by 1,000 rows yet (SQLite: never anything)
+    with store.engine.begin() as connection:  # 1,200 rows: a table grown from nothing
+        connection.execute(insert(EventRow), [
+            {"event_id": f"e{n:05d}", "device_id": "unit-1", "seq": n, "time_ms": n, "kind": "phone",
+             "phase": "start", "severity": "alert", "confidence": 0.9, "alert_id": f"e{n:05d}", "evidence": None,
+             "flag": None, "prev_hash": "", "payload": b"{}", "received_at": 0.0} for n in range(1, 1201)])
+        if store.engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_stat_force_next_flush()"))  # the counts reach the views now
+    if store.engine.dialect.name != "postgresql":
+        assert store.refresh_statistics() == []
+        return
+    deadline = time.monotonic() + 15.0
+    while _rows_changed_since_analysis(store, "events") < 1200 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _rows_changed_since_analysis(store, "events") >= 1200
+    assert store.refresh_statistics() == ["events"]
+    with store.engine.connect() as connection:
+        analysed, tuples = connection.execute(text(
+            "SELECT s.last_analyze IS NOT NULL, c.reltuples FROM pg_stat_user_tables s JOIN pg_class c "
+            "ON c.oid = s.relid WHERE s.schemaname = current_schema() AND s.relname = 'events'")).one()
+    assert analysed and tuples == 1200
+    assert store.refresh_statistics() == []  # analysed: nothing changed since

@@ -6,7 +6,7 @@ import pytest
 
 from cloud_bridge.store import Store
 from cloud_bridge.store.models import FleetSetting, Unit
-from cloud_bridge.units import at_least, effective_minimum, highest, pairing_refusal, revoked_among, version_key
+from cloud_bridge.units import at_least, effective_minimum, highest, pairing_refusal, version_key
 from tests.bridge.parts import register
 
 
@@ -56,8 +56,6 @@ def test_pairing_refusal_and_revoked(store: Store) -> None:
         assert pairing_refusal(session, "unit-old", "2.0")[0] == "outdated_software"  # type: ignore[index]
         assert pairing_refusal(session, "unit-plain", "2.0")[0] == "outdated_software"  # type: ignore[index]
         assert pairing_refusal(session, "unit-new", "2.0") is None
-        assert revoked_among(session, ["unit-new", "unit-gone", "nobody"]) == {"unit-gone"}
-        assert revoked_among(session, []) == set()
     with store.session() as session, session.begin():
         session.add(FleetSetting(name="min_software_version", value="2.2", set_at=1.0, set_by="staff:a"))
     with store.session() as session:  # staff raised it above the config's floor

@@ -32,13 +32,11 @@ import cv2
 import numpy as np
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
 
 from cloud_bridge.config import MqttConfig
 from cloud_bridge.mqtt import Consumer, Publisher
 from cloud_bridge.services import Services
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import EventRow
 from edge_app.protocol.keys import public_pem
 from tools.bench import write_report
 from tools.bench.bridge_fleet import FleetProcess
@@ -56,6 +54,7 @@ from tools.bench.bridge_parts import (
     wait,
 )
 from tools.bench.bridge_processes import processes_run
+from tools.bench.bridge_store import chain_flags, in_service, stored_rows
 from tools.mosquitto import BrokerProcess, anonymous_conf, free_port
 from tools.postgres import NoPostgres, postgres_schema
 
@@ -113,6 +112,7 @@ def bridge_run(port: int, fleet: Fleet | FleetProcess, batches: Batches, workers
         services = Services.build(store)
         for device in fleet.devices:
             services.ingestor.register(device.device_id, public_pem(device.key))
+        in_service(store)
         consumers = start_bridge(port, services, workers, name, tally, batching)
         try:
             cpu = time.process_time()  # every thread of this process: the bridge's own cost, not the database's
@@ -122,10 +122,7 @@ def bridge_run(port: int, fleet: Fleet | FleetProcess, batches: Batches, workers
         finally:
             stop(consumers)
         transactions = sum(consumer.batches for consumer in consumers)
-        with store.session() as session:
-            rows = int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
-            flags = {str(flag): int(n) for flag, n in session.execute(
-                select(EventRow.flag, func.count()).where(EventRow.flag.is_not(None)).group_by(EventRow.flag))}
+        rows, flags = stored_rows(store), chain_flags(store)
     finally:
         store.close()
     return {**tally.figures(total, start, acked), "cpu_ms_per_event": round(cpu * 1000 / total, 3), "rows": rows,

@@ -20,25 +20,12 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy import func, select
-
 from cloud_bridge.services import Services
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import EventRow
 from edge_app.protocol.keys import public_pem
 from tools.bench.bridge_fleet import FleetProcess
 from tools.bench.bridge_parts import CONNECT_SECONDS, STALL_SECONDS, Batches, Fleet, Tally, stop
-
-
-def _rows(store: Store) -> int:
-    with store.session() as session:
-        return int(session.scalar(select(func.count()).select_from(EventRow)) or 0)
-
-
-def _flags(store: Store) -> dict[str, int]:
-    with store.session() as session:
-        return {str(flag): int(n) for flag, n in session.execute(
-            select(EventRow.flag, func.count()).where(EventRow.flag.is_not(None)).group_by(EventRow.flag))}
+from tools.bench.bridge_store import chain_flags, in_service, stored_rows
 
 
 class Worker:
@@ -82,7 +69,7 @@ def _ask_all(workers: list[Worker], message: dict[str, Any]) -> list[dict[str, A
 def _wait_stored(store: Store, total: int) -> None:
     """Until ``total`` events are stored, or none is new for STALL_SECONDS."""
     seen, since = -1, time.monotonic()
-    while (stored := _rows(store)) < total and time.monotonic() - since < STALL_SECONDS:
+    while (stored := stored_rows(store)) < total and time.monotonic() - since < STALL_SECONDS:
         if stored != seen:
             seen, since = stored, time.monotonic()
         time.sleep(0.05)
@@ -103,6 +90,7 @@ def processes_run(port: int, fleet: Fleet | FleetProcess, batches: Batches, work
         services = Services.build(store)
         for device in fleet.devices:
             services.ingestor.register(device.device_id, public_pem(device.key))
+        in_service(store)
         try:
             for k, count in enumerate(split(max(workers, processes), processes)):
                 children.append(Worker({"port": port, "url": url, "name": f"{name}-p{k}", "workers": count,
@@ -115,7 +103,7 @@ def processes_run(port: int, fleet: Fleet | FleetProcess, batches: Batches, work
         finally:
             for child in children:
                 child.close()
-        rows, flags = _rows(store), _flags(store)
+        rows, flags = stored_rows(store), chain_flags(store)
     finally:
         store.close()
     counted, last = sum(r["counted"] for r in reports), max(r["last"] for r in reports)
