@@ -107,7 +107,7 @@ LANDMARK_PIXELS = PixelInput(lambda rgb: rgb.astype(np.float32) / 255.0)  # [0, 
 
 def detector_input(frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
     """Letterbox an RGB frame to 256x256 and scale it to [-1, 1]."""
-    image, box = letterbox(frame, DETECTOR_SIZE)
+    image, box = letterbox(frame, DETECTOR_SIZE, fast=True)
     return DETECTOR_PIXELS.reference(image), box
 
 
@@ -183,7 +183,7 @@ class FaceDetector:
 
     def raw(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, Letterbox]:
         """Score logits (896,), regressors (896, 16) and the letterbox used."""
-        image, box = letterbox(frame, DETECTOR_SIZE)
+        image, box = letterbox(frame, DETECTOR_SIZE, fast=True)
         out = {o.shape: o for o in run_image(self.model, image, DETECTOR_PIXELS)}
         logits = np.concatenate([out[(1, 512, 1)][0, :, 0], out[(1, 384, 1)][0, :, 0]]) - LOGIT_SHIFT
         regressors = (np.concatenate([out[(1, 512, 16)][0], out[(1, 384, 16)][0]]) - 3.0) * REGRESSOR_UNIT

@@ -43,3 +43,12 @@ def test_letterbox_keeps_the_aspect_ratio_and_maps_back() -> None:
     assert (boxed[:32] == 0).all() and (boxed[-32:] == 0).all()  # 640x480 -> 256x192, padded top and bottom
     corners = mapping.to_frame(np.array([[[0.0, 32.0], [256.0, 224.0]]], dtype=np.float32))
     assert np.allclose(corners, [[[0, 0], [640, 480]]], atol=1e-3)
+
+
+def test_a_fast_letterbox_has_the_same_geometry_and_nearly_the_same_pixels() -> None:
+    image = _image(480, 640)
+    area, area_mapping = letterbox(image, 256)
+    fast, fast_mapping = letterbox(image, 256, fast=True)
+    assert fast.shape == area.shape and fast_mapping == area_mapping
+    assert (fast[:32] == 0).all() and (fast[-32:] == 0).all()
+    assert np.abs(fast.astype(np.int16) - area.astype(np.int16))[32:224].mean() < 2.0
