@@ -39,9 +39,10 @@ class MqttConfig(BrokerConnection):
     session_expiry: int = Field(86_400, ge=0, le=30 * 86_400,
                                 description="seconds the broker keeps a worker's session (and its queue) while "
                                 "it is away")
-    batch_max: int = Field(100, ge=1, le=1000, description="messages a consumer stores in one transaction at "
+    batch_max: int = Field(250, ge=1, le=1000, description="messages a consumer stores in one transaction at "
                            "most (one commit, then their acknowledgements); the broker may send it twice as many "
-                           "before it acknowledges one")
+                           "before it acknowledges one; a bigger batch shares a transaction's fixed cost among more "
+                           "events (docs/bridge.md, Batches)")
     batch_wait_ms: float = Field(5.0, ge=0, le=1000, description="milliseconds a consumer waits after a batch's "
                                  "first message for more before it stores the batch (0: only what has arrived); "
                                  "an event's proctor alert may wait this long")

@@ -20,8 +20,7 @@ from typing import Any, Literal, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from sqlalchemy import bindparam, func, insert, literal_column, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -42,7 +41,8 @@ from cloud_bridge.chain import (
 from cloud_bridge.dead_letters import DeadLetters, source_of
 from cloud_bridge.signatures import SodiumKey
 from cloud_bridge.store import Store
-from cloud_bridge.store.models import Device, EventRow, Gap
+from cloud_bridge.store.bulk import insert_events
+from cloud_bridge.store.models import Device, Gap
 from edge_app.protocol import DEVICE_ID, PREFIX, Event, ProtocolError, decode_event
 
 log = logging.getLogger(__name__)
@@ -50,13 +50,6 @@ log = logging.getLogger(__name__)
 # result per event, handed back as its outcome's ``extra``
 Also = Callable[[Session, list[tuple[Event, "str | None"]]], Sequence[Any]]
 Message = tuple[str, bytes]  # topic, payload
-# A batch's events in one statement: Core's executemany of one cached INSERT (SQLite loops over the rows in C);
-# on PostgreSQL an INSERT ... SELECT over one array per column, where psycopg's executemany sends a statement
-# per row in its pipeline
-INSERT_EVENTS = insert(EventRow)
-_COLUMNS = [c for c in EventRow.__table__.c if c.name != "id"]
-UNNEST_EVENTS = insert(EventRow).from_select([c.name for c in _COLUMNS], select(literal_column("*")).select_from(
-    func.unnest(*(bindparam(c.name, type_=ARRAY(c.type)) for c in _COLUMNS))))
 EVENT_TOPIC = re.compile(rf"^{re.escape(PREFIX)}/dev/([a-z0-9][a-z0-9-]{{2,13}})/event$")
 
 
@@ -208,12 +201,7 @@ class Ingestor:
                 known.setdefault((event.device_id, event.seq), (payload, event.prev_hash))
                 rows.append(_row(event, payload, flag, now))
                 stored.append((index, event, flag))
-            if rows:  # no ORM objects
-                connection = session.connection()
-                if connection.dialect.name == "postgresql":
-                    connection.execute(UNNEST_EVENTS, {c.name: [row[c.name] for row in rows] for c in _COLUMNS})
-                else:
-                    connection.execute(INSERT_EVENTS, rows)
+            insert_events(session.connection(), rows)  # no ORM objects: COPY, or one executemany
             filled = fill_gaps(session, [(event.device_id, event.seq) for _i, event, _f in stored  # a resend
                                          if event.seq <= devices[event.device_id].last_seq], now)
             self._advance(session, devices, events.values(), known, (event for _i, event, _f in stored), now)

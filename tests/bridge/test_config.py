@@ -28,7 +28,7 @@ def test_defaults(tmp_path: Path) -> None:
         "127.0.0.1", 1883, 2, "invigil-bridge")
     assert (config.http.host, config.http.port, config.http.max_photo_bytes) == ("127.0.0.1", 8080, MAX_PHOTO_BYTES)
     assert (config.pairing_ttl, config.offline_after, config.rules) == (900.0, 30.0, {})
-    assert (config.mqtt.batch_max, config.mqtt.batch_wait_ms) == (100, 5.0)
+    assert (config.mqtt.batch_max, config.mqtt.batch_wait_ms) == (250, 5.0)
 
 
 def test_a_full_config(tmp_path: Path) -> None:
