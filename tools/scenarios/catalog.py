@@ -63,8 +63,18 @@ class BookProp:
     angle: float  # degrees, counter-clockwise
 
 
+@dataclass(frozen=True)
+class DeskObjectProp:
+    """An honest object on the desk (raises nothing): a real one cut out of its photo by an ellipse around it."""
+
+    photo: str
+    ellipse: tuple[float, float, float, float]  # centre x, centre y, half-width, half-height (source pixels)
+    width: float  # the object's width in frame pixels
+    at: tuple[float, float]  # (centre x, lowest point y) in frame pixels
+
+
 Pose = StudioPose | PastedPerson
-Prop = PhoneProp | BookProp
+Prop = PhoneProp | BookProp | DeskObjectProp
 
 VIDEO = "franck.webm"
 VIDEO_FPS = 25.0
@@ -97,6 +107,9 @@ PROPS: dict[str, Prop] = {
     "phone_half_hidden": PhoneProp(photo="11.jpg", radius=30, height=104.0, at=(236.0, 440.0), angle=6.0,
                                    behind_desk=True),
     "book_tilted": BookProp(photo="book2.png", height=120.0, at=(96.0, 458.0), angle=47.0),
+    # an espresso cup on its saucer (skimage's coffee.png, CC0) on the desk's left corner: honest, raises nothing
+    "espresso": DeskObjectProp(photo="coffee.png", ellipse=(278.0, 237.0, 204.0, 153.0), width=150.0,
+                               at=(112.0, 474.0)),
 }
 # Fixture photos an enrolled identity may come from, and whose face they show.
 PEOPLE: dict[str, str] = {

@@ -149,3 +149,14 @@ def on_black(rgb: np.ndarray, level: int = 24) -> Cutout:
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     thing = fill_holes(largest_component(grey > level))
     return crop_to_mask(rgb, feather(cv2.erode(thing.astype(np.uint8), np.ones((3, 3), np.uint8)), 0.8))
+
+
+def ellipse(rgb: np.ndarray, shape: tuple[float, float, float, float]) -> Cutout:
+    """What lies inside an ellipse (centre x, centre y, half-width, half-height): a round object on a table,
+    cut out with its rim."""
+    cx, cy, ax, ay = shape
+    mask = np.zeros(rgb.shape[:2], np.uint8)
+    cv2.ellipse(mask, (round(cx), round(cy)), (round(ax), round(ay)), 0.0, 0.0, 360.0, 1, -1)
+    if not mask.any():
+        raise ValueError(f"the ellipse {shape} lies outside the {rgb.shape[1]}x{rgb.shape[0]} photo")
+    return crop_to_mask(rgb, feather(mask.astype(bool), 1.0))

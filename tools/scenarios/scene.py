@@ -17,7 +17,17 @@ import cv2
 import numpy as np
 
 from tools.scenarios import cutout, sources
-from tools.scenarios.catalog import DESK_TOP, POSES, VIDEO, BookProp, PastedPerson, PhoneProp, Prop, StudioPose
+from tools.scenarios.catalog import (
+    DESK_TOP,
+    POSES,
+    VIDEO,
+    BookProp,
+    DeskObjectProp,
+    PastedPerson,
+    PhoneProp,
+    Prop,
+    StudioPose,
+)
 
 WIDTH, HEIGHT = 640, 480
 SCALE = WIDTH / 360.0
@@ -169,6 +179,11 @@ class SceneAssets:
             scale = prop.height / rgb.shape[0]
             src = (rgb.shape[1] / 2, rgb.shape[0] / 2)
             return place(rgb, alpha, similarity(scale, prop.angle, src, prop.at))
+        if isinstance(prop, DeskObjectProp):
+            cut = cutout.ellipse(sources.photo_rgb(prop.photo), prop.ellipse)
+            scale = prop.width / cut.rgb.shape[1]
+            low = (cut.rgb.shape[1] / 2, float(cut.rgb.shape[0]))  # its lowest point stands at ``at``
+            return place(cut.rgb, cut.alpha, similarity(scale, 0.0, low, prop.at))
         assert isinstance(prop, BookProp)
         cut = cutout.on_black(sources.photo_rgb(prop.photo))
         scale = prop.height / cut.rgb.shape[0]

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from tools.fixtures import PHOTOS
 from tools.scenarios import sources
-from tools.scenarios.catalog import EXTRAS, PEOPLE, POSES, PROPS, VIDEO, BookProp, PastedPerson, StudioPose
+from tools.scenarios.catalog import (
+    EXTRAS,
+    PEOPLE,
+    POSES,
+    PROPS,
+    VIDEO,
+    BookProp,
+    DeskObjectProp,
+    PastedPerson,
+    StudioPose,
+)
 
 
 def test_every_name_points_at_real_media() -> None:
@@ -17,9 +27,13 @@ def test_every_name_points_at_real_media() -> None:
         fx1, fy1, fx2, fy2 = person.face
         assert 0 <= x1 <= fx1 < fx2 <= x2 <= w and 0 <= y1 <= fy1 < fy2 <= y2 <= h, person
     for prop in PROPS.values():
-        if isinstance(prop, BookProp):
+        if isinstance(prop, BookProp | DeskObjectProp):
             assert prop.photo in PHOTOS or prop.photo in sources.SCENE_PHOTOS
             assert sources.photo_rgb(prop.photo).ndim == 3
+        if isinstance(prop, DeskObjectProp):
+            h, w = sources.photo_rgb(prop.photo).shape[:2]
+            cx, cy, ax, ay = prop.ellipse
+            assert ax <= cx <= w - ax and ay <= cy <= h - ay, prop
 
 
 def test_poses_say_who_and_where_they_look() -> None:

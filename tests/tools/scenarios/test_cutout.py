@@ -1,4 +1,4 @@
-"""Cut-outs keep real pixels and find the right ones: keyed studio frame, GrabCut portrait, phone, book."""
+"""Cut-outs keep real pixels and find the right ones: keyed studio frame, GrabCut portrait, phone, book, cup."""
 
 from __future__ import annotations
 
@@ -62,3 +62,15 @@ def test_on_black_cuts_the_book_cover() -> None:
 def test_an_empty_mask_is_an_error() -> None:
     with pytest.raises(ValueError, match="cut-out mask is empty"):
         cutout.crop_to_mask(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4), np.float32))
+
+
+def test_ellipse_cuts_the_cup_and_saucer_off_the_table() -> None:
+    photo = sources.photo_rgb("coffee.png")
+    cut = cutout.ellipse(photo, (278.0, 237.0, 204.0, 153.0))
+    alpha = full_alpha(cut, photo.shape)
+    assert alpha[150, 290] == pytest.approx(1.0), "the coffee in the cup"
+    assert alpha[330, 200] == pytest.approx(1.0), "the saucer's rim"
+    assert alpha[20, 40] == 0 and alpha[380, 560] == 0, "the table around"
+    assert cut.rgb.shape[:2] == cut.alpha.shape and abs(cut.alpha.shape[1] - 2 * 204) <= 12
+    with pytest.raises(ValueError, match="outside"):
+        cutout.ellipse(photo, (-500.0, -500.0, 10.0, 10.0))

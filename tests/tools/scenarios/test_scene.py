@@ -10,7 +10,7 @@ import pytest
 from edge_app.vision.models import load_models
 from tests.need import need
 from tools.scenarios import sources
-from tools.scenarios.catalog import PROPS, BookProp, PhoneProp
+from tools.scenarios.catalog import PROPS, BookProp, DeskObjectProp, PhoneProp
 from tools.scenarios.scene import HEIGHT, WIDTH, SceneAssets, studio_plate, to_frame
 
 
@@ -44,6 +44,14 @@ def test_props_are_placed_where_the_catalog_says() -> None:
     ys, xs = np.nonzero(alpha > 0.5)
     assert ys.max() == pytest.approx(book.at[1], abs=8), "the book stands on its lowest point"
     assert xs.mean() == pytest.approx(book.at[0], abs=10)
+    cup = PROPS["espresso"]
+    assert isinstance(cup, DeskObjectProp)
+    rgb, alpha = assets.prop(cup)
+    ys, xs = np.nonzero(alpha > 0.5)
+    assert ys.max() == pytest.approx(cup.at[1], abs=3) and xs.mean() == pytest.approx(cup.at[0], abs=4)
+    assert np.ptp(xs) == pytest.approx(cup.width, abs=4)
+    saucer = rgb[alpha > 0.5].mean(axis=0)
+    assert saucer[0] > saucer[2] + 40, "the cut-out is the red-brown cup and saucer, not the table around"
     phone = PROPS["phone"]
     assert isinstance(phone, PhoneProp)
     need(sources.phone_photos_available(), f"labelled phone photos not present at {sources.find_phone_dir()}")

@@ -13,8 +13,9 @@ TUNING = ["normal", "leaves_and_returns", "second_person", "phone_used", "book_o
           "camera_knocked", "looking_away", "talking", "substitute_candidate"]
 CHECK = ["quiet_session", "steps_out", "visitor_right", "phone_low", "book_left", "reads_question",
          "lens_covered_late", "looks_down_twice", "knocked_early", "impostor_late", "glances_at_keyboard",
-         "invigilator_passes", "phone_half_hidden"]
-QUIET = {"normal", "quiet_session", "glances_at_keyboard", "invigilator_passes"}  # honest: no alert at all
+         "invigilator_passes", "phone_half_hidden", "espresso_on_desk"]
+# honest: no alert at all
+QUIET = {"normal", "quiet_session", "glances_at_keyboard", "invigilator_passes", "espresso_on_desk"}
 HEAD = """
 name = "{name}"
 description = "test"
